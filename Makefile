@@ -1,0 +1,46 @@
+# The README's two commands: `make demo` and `make test`. Each creates .venv when missing.
+SHELL := /bin/bash
+PYTHON ?= $(shell scripts/find-python)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_EXTRAS := load
+TEST_EXTRAS := dev,load,kubernetes,sagemaker
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint clean down docs
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.12 found (see scripts/find-python)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[$(DEMO_EXTRAS)]"
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	@touch $@ $(VENV)/.installed-demo
+
+## demo: run the whole pipeline on the embedded default (state in .mlops/, reports in build/)
+demo: $(VENV)/.installed-demo
+	$(BIN)/mlops-kit run --config examples/mlops.yaml
+
+## test: run every test
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff + mypy on the library
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check mlops_kit tests benchmarks
+	$(BIN)/ruff format --check mlops_kit tests benchmarks
+	$(BIN)/mypy
+
+## down: stop every server the demo started
+down: $(VENV)/.installed-demo
+	$(BIN)/mlops-kit down --config examples/mlops.yaml
+
+## clean: stop servers, remove state, reports and the virtual environment
+clean:
+	-test -x $(BIN)/mlops-kit && $(BIN)/mlops-kit down --config examples/mlops.yaml
+	rm -rf .mlops build $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,123 @@
+"""The toolkit's exceptions: one root, structured subclasses, no third-party imports."""
+
+from __future__ import annotations
+
+
+class ToolkitError(Exception):
+    """Root of every error the toolkit raises on purpose.
+
+    ``exit_code`` is what the CLI exits with: 2 for usage and configuration errors,
+    1 for a pipeline step that ran and failed.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ToolkitError):
+    """The project file, an environment variable or a parameter has a bad value."""
+
+    exit_code = 2
+
+
+class ParameterError(ConfigError):
+    """A notebook or CLI parameter is unknown or has a bad value."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"invalid parameter {name!r}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+class MissingDependencyError(ConfigError):
+    """An optional dependency is needed for what was asked; the message says how to install it."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'mlops-kit[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class RegistryError(ToolkitError):
+    """The model registry refused or failed an operation."""
+
+
+class ModelVersionNotFound(RegistryError):
+    """No model version matches a name and version or alias."""
+
+    def __init__(self, name: str, ref: str) -> None:
+        super().__init__(f"model {name!r} has no version {ref!r}")
+        self.name = name
+        self.ref = ref
+
+
+class GateFailed(ToolkitError):
+    """The challenger did not pass the quality gate; ``verdict`` holds the figures."""
+
+    def __init__(self, message: str, verdict: object | None = None) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+
+
+class NotebookFailed(ToolkitError):
+    """A notebook cell raised while the runner executed it; the executed notebook is kept."""
+
+    def __init__(
+        self,
+        notebook: str,
+        cell_index: int,
+        ename: str,
+        evalue: str,
+        output_path: str,
+        *,
+        exit_code: int = 1,
+    ) -> None:
+        super().__init__(
+            f"{notebook}, cell {cell_index}: {ename}: {evalue} (executed notebook kept at "
+            f"{output_path})"
+        )
+        self.notebook = notebook
+        self.cell_index = cell_index
+        self.ename = ename
+        self.evalue = evalue
+        self.output_path = output_path
+        self.exit_code = exit_code
+
+
+class GitOpsError(ToolkitError):
+    """A git operation on the GitOps repository failed."""
+
+
+class TargetError(ToolkitError):
+    """A deployment target could not create, update, inspect or delete a deployment."""
+
+
+class TargetNotFound(ConfigError):
+    """No deployment target is registered under a name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"no deployment target named {name!r}; known targets: {', '.join(sorted(known))}"
+        )
+        self.name = name
+
+
+class DeploymentTimeout(TargetError):
+    """A deployment did not become ready within its time limit."""
+
+
+class SmokeTestFailed(ToolkitError):
+    """An endpoint answered a smoke test wrongly; ``failures`` lists each problem."""
+
+    def __init__(self, endpoint: str, failures: list[str]) -> None:
+        super().__init__(f"smoke test of {endpoint} failed: " + "; ".join(failures))
+        self.endpoint = endpoint
+        self.failures = failures

@@ -1,0 +1,251 @@
+"""Project settings: one pydantic-settings model read from ``mlops.yaml`` and ``MLOPS_KIT_*``.
+
+Precedence, highest first: keyword overrides, environment variables (``MLOPS_KIT_STATE_DIR``,
+nested fields with ``__`` as in ``MLOPS_KIT_GATES__MIN_VALUE``), the project file, defaults.
+A bad value stops loading with one message naming the field.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from mlops_kit.errors import ConfigError
+
+ENV_PREFIX = "MLOPS_KIT_"
+DEFAULT_CONFIG = "mlops.yaml"
+DATASETS = ("wine", "iris", "breast_cancer", "digits")
+MODEL_TYPES = ("random_forest", "gradient_boosting", "logistic_regression")
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+"""A lowercase DNS-1123 label: valid as a Kubernetes name, a git path and a registry name."""
+
+_config_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "mlops_kit_config_path", default=None
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApprovalPolicy(_Section):
+    """Who may approve a promotion into an environment."""
+
+    approvers: list[str] = Field(default_factory=list)
+    """Names allowed to approve; empty means anyone (four-eyes still applies)."""
+    four_eyes: bool = True
+    """Refuse an approval by the person who requested the promotion."""
+    min_approvals: int = Field(default=1, ge=1, le=10)
+    """Distinct approvals needed before the promotion is merged."""
+
+
+class EnvironmentSettings(_Section):
+    """One deployment environment, e.g. staging or production."""
+
+    name: Name
+    """Directory name under ``environments/`` in the GitOps repo and the endpoint's name."""
+    kind: Literal["staging", "production"]
+    """Staging is deployed on every passing model; production only through an approved request."""
+    target: str = "local"
+    """Deployment target name: ``local`` (MLServer on loopback), ``kubernetes``, ``sagemaker``."""
+    namespace: str | None = None
+    """Kubernetes namespace (defaults to ``<project>-<name>``)."""
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    """Approval policy for promotions into this environment."""
+
+
+class GateSettings(_Section):
+    """The quality gate a challenger must pass against the current champion."""
+
+    metric: Literal["accuracy", "f1_macro", "precision_macro", "recall_macro"] = "accuracy"
+    """Metric computed on the held-out split for challenger and champion alike."""
+    min_value: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Absolute floor the challenger must reach."""
+    max_regression: float = Field(default=0.02, ge=0.0, le=1.0)
+    """How far below the champion the challenger may fall and still pass."""
+
+
+class TrainingSettings(_Section):
+    """What to train: a bundled scikit-learn dataset and an estimator with its parameters."""
+
+    dataset: Literal["wine", "iris", "breast_cancer", "digits"] = "wine"
+    """A dataset that ships inside scikit-learn; nothing is downloaded."""
+    model_type: Literal["random_forest", "gradient_boosting", "logistic_regression"] = (
+        "random_forest"
+    )
+    """Estimator family."""
+    n_estimators: int = Field(default=100, ge=1, le=5000)
+    """Trees, for the ensemble model types."""
+    max_depth: int | None = Field(default=None, ge=1, le=100)
+    """Maximum tree depth; None grows trees fully."""
+    test_size: float = Field(default=0.25, gt=0.0, lt=1.0)
+    """Fraction of rows held out for evaluation and gating."""
+    random_state: int = 42
+    """Seed for the split and the estimator, so a rerun reproduces the same model."""
+
+
+class ServingSettings(_Section):
+    """How the local target serves models."""
+
+    host: str = "127.0.0.1"
+    """Interface the local servers bind to; loopback unless you mean otherwise."""
+    flavour: Literal["mlflow", "sklearn", "custom", "embedded"] = "mlflow"
+    """Server flavour: prepackaged MLflow or scikit-learn runtime, custom or embedded server."""
+    ready_timeout: float = Field(default=60.0, gt=0)
+    """Seconds to wait for a server to become ready before the deploy fails."""
+
+
+class GitOpsSettings(_Section):
+    """Where the GitOps repository lives."""
+
+    remote: str | None = None
+    """A git URL or path; None creates a bare repository inside the state directory."""
+    branch: str = "main"
+    """The branch the environments are read from."""
+
+
+class Settings(BaseSettings):
+    """Everything a project configures. See ``examples/mlops.yaml``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    project: Name = "mlops-demo"
+    """Project name, used for the MLflow experiment and Kubernetes namespaces."""
+    model_name: Name = "wine-classifier"
+    """Registered model name."""
+    state_dir: Path = Path(".mlops")
+    """Where the embedded default keeps everything it creates; delete it to reset."""
+    registry_uri: str | None = None
+    """MLflow tracking and registry URI; None means SQLite inside the state directory."""
+    environments: list[EnvironmentSettings] = Field(
+        default_factory=lambda: [
+            EnvironmentSettings(name="staging", kind="staging"),
+            EnvironmentSettings(name="production", kind="production"),
+        ]
+    )
+    """Deployment environments, in promotion order."""
+    gates: GateSettings = Field(default_factory=GateSettings)
+    """Quality gate thresholds."""
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    """Training defaults; notebook parameters override them."""
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    """Local serving options."""
+    gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
+    """GitOps repository location."""
+
+    @field_validator("environments")
+    @classmethod
+    def _unique_environments(cls, envs: list[EnvironmentSettings]) -> list[EnvironmentSettings]:
+        if not envs:
+            raise ValueError("at least one environment is needed")
+        names = [e.name for e in envs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"environment names must be unique, repeated: {', '.join(dupes)}")
+        return envs
+
+    @model_validator(mode="after")
+    def _resolve_state_dir(self) -> Settings:
+        self.state_dir = self.state_dir.expanduser()
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_path.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    def environment(self, name: str) -> EnvironmentSettings:
+        """The environment called ``name``; a ConfigError lists the known ones."""
+        for env in self.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.environments)
+        raise ConfigError(f"no environment named {name!r}; configured: {known}")
+
+    def environment_of_kind(self, kind: str) -> EnvironmentSettings:
+        """The first environment of a kind (``staging`` or ``production``)."""
+        for env in self.environments:
+            if env.kind == kind:
+                return env
+        raise ConfigError(f"no environment of kind {kind!r} is configured")
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    """One line naming each bad field, e.g. ``gates.min_value: Input should be ...``."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problems.append(f"{loc}: {err['msg']}" + _given(err))
+    return f"invalid settings in {source}: " + "; ".join(problems)
+
+
+def _given(err: Any) -> str:
+    if err.get("type") in {"missing", "extra_forbidden"} or "input" not in err:
+        return "" if err.get("type") != "extra_forbidden" else " (unknown field)"
+    value = err["input"]
+    if isinstance(value, dict | list):
+        return ""
+    return f" (got {value!r})"
+
+
+def find_config(config: str | os.PathLike[str] | None) -> Path | None:
+    """The project file to read: the one named, ``$MLOPS_KIT_CONFIG``, or ``./mlops.yaml``."""
+    if config is None:
+        config = os.environ.get(f"{ENV_PREFIX}CONFIG") or None
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        return path
+    default = Path(DEFAULT_CONFIG)
+    return default if default.is_file() else None
+
+
+def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from the project file, the environment and ``overrides``."""
+    path = find_config(config)
+    token = _config_path.set(path)
+    try:
+        _check_yaml(path)
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        source = str(path) if path else "settings"
+        raise ConfigError(describe_validation_error(exc, source)) from None
+    finally:
+        _config_path.reset(token)
+
+
+def _check_yaml(path: Path | None) -> None:
+    if path is None:
+        return
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
