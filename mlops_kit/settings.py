@@ -113,6 +113,8 @@ class GitOpsSettings(_Section):
     """A git URL or path; None creates a bare repository inside the state directory."""
     branch: str = "main"
     """The branch the environments are read from."""
+    manifest: Literal["seldon-v1", "seldon-v2"] = "seldon-v1"
+    """Document committed per deployment: a v1 ``SeldonDeployment`` or a Seldon Core v2 ``Model``."""
 
 
 class Settings(BaseSettings):
