@@ -114,7 +114,7 @@ class GitOpsSettings(_Section):
     branch: str = "main"
     """The branch the environments are read from."""
     manifest: Literal["seldon-v1", "seldon-v2"] = "seldon-v1"
-    """Document committed per deployment: a v1 ``SeldonDeployment`` or a Seldon Core v2 ``Model``."""
+    """Document committed per deployment: v1 ``SeldonDeployment`` or Seldon Core v2 ``Model``."""
 
 
 class Settings(BaseSettings):

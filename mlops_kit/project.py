@@ -1,0 +1,80 @@
+"""A project: its settings plus the state directory and registry they point at."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_kit.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+@dataclass
+class Project:
+    """Settings resolved against the working directory, and lazy handles on the registry."""
+
+    settings: Settings
+
+    @classmethod
+    def load(cls, config: str | os.PathLike[str] | None = None, **overrides: Any) -> Project:
+        """Load settings (file, ``MLOPS_KIT_*``, ``overrides``) and create the state directory."""
+        project = cls(load_settings(config, **overrides))
+        project.ensure_state_dir()
+        return project
+
+    @property
+    def state_dir(self) -> Path:
+        """Absolute state directory; everything the embedded default writes lives under it."""
+        return self.settings.state_dir.resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking and registry URI (SQLite in the state directory unless configured)."""
+        if self.settings.registry_uri:
+            return self.settings.registry_uri
+        return f"sqlite:///{self.state_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where run and model artifacts go for the embedded registry."""
+        return self.state_dir / "artifacts"
+
+    @property
+    def model_name(self) -> str:
+        """Registered model name."""
+        return self.settings.model_name
+
+    def ensure_state_dir(self) -> Path:
+        """Create the state directory (idempotent) and return it."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return self.state_dir
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        """An MLflow client on this project's registry; also points the fluent API at it."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        # MLflow warns when its old file store is the default; the SQLite store needs no opt-in.
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        """The project's MLflow experiment, created on first use with artifacts in the state dir."""
+        import mlflow
+
+        client = self.client
+        existing = client.get_experiment_by_name(self.settings.project)
+        if existing is not None:
+            mlflow.set_experiment(experiment_id=existing.experiment_id)
+            return str(existing.experiment_id)
+        location = None if self.settings.registry_uri else self.artifact_root.as_uri()
+        experiment_id = client.create_experiment(self.settings.project, artifact_location=location)
+        mlflow.set_experiment(experiment_id=experiment_id)
+        return str(experiment_id)

@@ -1,0 +1,169 @@
+"""Run the pipeline notebooks headless with papermill and render each to HTML."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
+from mlops_kit.training import PIPELINE_RUN_ENV
+
+# Errors raised in a kernel whose cause is the input, not the pipeline: the CLI exits 2.
+USAGE_ERRORS = {"ParameterError", "ConfigError", "MissingDependencyError", "TargetNotFound"}
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One executed notebook and its HTML rendering."""
+
+    source: Path
+    output: Path
+    html: Path
+    parameters: dict[str, Any]
+
+
+def notebooks_dir() -> Path:
+    """``./notebooks`` when it exists (a checkout or a model repo), else the packaged copies."""
+    local = Path("notebooks")
+    if local.is_dir():
+        return local
+    return Path(str(resources.files("mlops_kit") / "_notebooks"))
+
+
+def resolve(names: Sequence[str]) -> list[Path]:
+    """Paths for notebook names: a path, a file name, or a prefix such as ``02``."""
+    folder = notebooks_dir()
+    available = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        if not available:
+            raise ConfigError(f"no notebooks found in {folder}")
+        return available
+    paths = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            paths.append(path)
+            continue
+        matches = [p for p in available if p.stem == name or p.stem.startswith(f"{name}_")]
+        if len(matches) != 1:
+            known = ", ".join(p.stem for p in available)
+            raise ConfigError(f"no notebook {name!r}; available: {known}")
+        paths.append(matches[0])
+    return paths
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """The names a notebook's ``parameters`` cell declares, with their inferred types."""
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(path)))
+
+
+def split_parameters(
+    paths: Sequence[Path], parameters: Mapping[str, Any]
+) -> dict[Path, dict[str, Any]]:
+    """Give each notebook the parameters it declares; a name no notebook declares is an error."""
+    declared = {path: declared_parameters(path) for path in paths}
+    known = set().union(*declared.values()) if declared else set()
+    for name in parameters:
+        if name not in known:
+            raise ParameterError(
+                name, f"no notebook of this run declares it; known: {', '.join(sorted(known))}"
+            )
+    return {path: {k: v for k, v in parameters.items() if k in declared[path]} for path in paths}
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    # Kernels inherit the runner's environment: that is how they find the config and run id.
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def run_notebooks(
+    names: Sequence[str] = (),
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    output_dir: str | os.PathLike[str] = "build/notebooks",
+    config: str | os.PathLike[str] | None = None,
+    progress_bar: bool = True,
+    kernel_name: str | None = None,
+    start_timeout: int = 120,
+) -> list[NotebookRun]:
+    """Execute notebooks in order into ``output_dir`` and render each to HTML.
+
+    A failing cell stops the run with NotebookFailed naming notebook, cell and error; the
+    executed notebook (and its HTML) is kept for inspection.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    paths = resolve(names)
+    per_notebook = split_parameters(paths, parameters or {})
+    out_dir = Path(output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {PIPELINE_RUN_ENV: os.environ.get(PIPELINE_RUN_ENV) or uuid.uuid4().hex[:12]}
+    if config is not None:
+        env["MLOPS_KIT_CONFIG"] = str(Path(config).resolve())
+    runs = []
+    with _environment(env):
+        for path in paths:
+            output = out_dir / path.name
+            params = per_notebook[path]
+            try:
+                papermill.execute_notebook(
+                    str(path),
+                    str(output),
+                    parameters=params,
+                    progress_bar=progress_bar,
+                    kernel_name=kernel_name,
+                    start_timeout=start_timeout,
+                    cwd=str(Path.cwd()),
+                )
+            except PapermillExecutionError as exc:
+                render_html(output)
+                raise NotebookFailed(
+                    path.name,
+                    exc.cell_index,
+                    exc.ename,
+                    _first_line(exc.evalue),
+                    str(output),
+                    exit_code=2 if exc.ename in USAGE_ERRORS else 1,
+                ) from None
+            except Exception as exc:
+                raise ToolkitError(f"{path.name}: could not execute: {exc}") from exc
+            runs.append(NotebookRun(path, output, render_html(output), params))
+    return runs
+
+
+def render_html(notebook: Path) -> Path:
+    """Render an executed notebook to a self-contained HTML file beside it."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    if not notebook.is_file():
+        return notebook.with_suffix(".html")
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
+        nbformat.read(notebook, as_version=4)
+    )
+    html = notebook.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def _first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""

@@ -1,0 +1,72 @@
+"""The committed notebooks: hygiene, a full papermill run, and a testbook run with a patch."""
+
+import ast
+import json
+
+import nbformat
+import pytest
+
+from mlops_kit import runner
+from tests.conftest import NOTEBOOKS
+
+ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_committed_notebook_is_clean(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one parameters cell"
+    for cell in code:
+        assert cell["outputs"] == [] and cell["execution_count"] is None
+    # The parameters cell holds plain literals only.
+    for node in ast.parse("".join(tagged[0]["source"])).body:
+        assert isinstance(node, ast.Assign)
+        ast.literal_eval(node.value)
+    # Logic lives in the library: no definitions, loops or branches in notebook cells.
+    for cell in code:
+        for node in ast.walk(ast.parse("".join(cell["source"]))):
+            assert not isinstance(
+                node, ast.FunctionDef | ast.ClassDef | ast.For | ast.While | ast.If | ast.Lambda
+            ), f"{path.name}: {type(node).__name__} in a code cell"
+    assert sum(c["cell_type"] == "markdown" for c in nb["cells"]) >= len(code) // 2
+
+
+def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch):
+    from mlops_kit.project import Project
+    from mlops_kit.registry import Registry
+
+    monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
+    names = [str(p) for p in ALL if p.name[:2] in {"01", "02"}]
+    runs = runner.run_notebooks(
+        names, {"n_estimators": 20}, output_dir=tmp_path / "build", progress_bar=False
+    )
+    assert [r.output.name for r in runs] == [p.rsplit("/", 1)[-1] for p in names]
+    assert all(r.html.is_file() for r in runs)
+    runner.run_notebooks(
+        names[1:], {"n_estimators": 20}, output_dir=tmp_path / "build2", progress_bar=False
+    )
+    registry = Registry(Project.load(state_dir=tmp_path / "state"))
+    second = registry.get(2)
+    assert second.aliases == ("staging",)
+    assert second.tags["mlops.gate.champion"] == "1"
+
+
+def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch):
+    from testbook import testbook
+
+    monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
+    path = NOTEBOOKS / "02_create_pipeline.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    params_index = next(
+        i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])
+    )
+    with testbook(path, execute=False, timeout=300) as tb:
+        tb.execute_cell(list(range(params_index + 1)))
+        tb.inject("dataset = 'iris'\nn_estimators = 15", after=params_index, run=True)
+        tb.execute_cell(list(range(params_index + 2, len(tb.cells))))
+        assert tb.value("data.name") == "iris"
+        assert tb.value("params.n_estimators") == 15
+        assert tb.value("verdict.passed") is True
+        assert tb.value("result.version") == "1"

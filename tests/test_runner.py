@@ -1,0 +1,121 @@
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from mlops_kit import runner
+from mlops_kit.cli import parse_parameter
+from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError
+
+
+def make_notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = nbformat.v4.new_code_cell("divisor = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_failing_cell_is_reported_and_the_executed_notebook_kept(tmp_path):
+    source = make_notebook(tmp_path / "01_fails.ipynb", "x = 1", "y = 10 / divisor")
+    with pytest.raises(NotebookFailed) as exc:
+        runner.run_notebooks(
+            [str(source)], {"divisor": 0}, output_dir=tmp_path / "out", progress_bar=False
+        )
+    err = exc.value
+    assert err.notebook == "01_fails.ipynb"
+    assert err.ename == "ZeroDivisionError"
+    assert err.exit_code == 1
+    assert "cell" in str(err) and "ZeroDivisionError" in str(err)
+    kept = nbformat.read(tmp_path / "out" / "01_fails.ipynb", as_version=4)
+    assert any(
+        o.get("ename") == "ZeroDivisionError" for c in kept.cells for o in c.get("outputs", [])
+    )
+    assert (tmp_path / "out" / "01_fails.html").is_file()
+
+
+def test_success_writes_notebook_and_html_and_injects_parameters(tmp_path):
+    source = make_notebook(tmp_path / "01_ok.ipynb", "result = 10 / divisor")
+    (run,) = runner.run_notebooks(
+        [str(source)], {"divisor": 5}, output_dir=tmp_path / "out", progress_bar=False
+    )
+    assert run.html.read_text().startswith("<!DOCTYPE html>")
+    executed = nbformat.read(run.output, as_version=4)
+    assert "injected-parameters" in executed.cells[1].metadata.tags
+
+
+def test_unknown_parameter_is_refused_before_any_kernel_starts(tmp_path):
+    source = make_notebook(tmp_path / "01_ok.ipynb", "pass")
+    with pytest.raises(ParameterError, match="'colour'.*known: divisor"):
+        runner.run_notebooks([str(source)], {"colour": "red"}, output_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "01_ok.ipynb").exists()
+
+
+def test_notebook_names_resolve_by_prefix(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    make_notebook(tmp_path / "notebooks" / "01_first.ipynb")
+    make_notebook(tmp_path / "notebooks" / "02_second.ipynb")
+    assert [p.name for p in runner.resolve(["02"])] == ["02_second.ipynb"]
+    assert len(runner.resolve([])) == 2
+    with pytest.raises(ConfigError, match="available: 01_first, 02_second"):
+        runner.resolve(["03"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("n=3", ("n", 3)),
+        ("x=true", ("x", True)),
+        ("d=wine", ("d", "wine")),
+        ("f=0.5", ("f", 0.5)),
+        ("e=", ("e", "")),
+        ("s=a=b", ("s", "a=b")),
+    ],
+)
+def test_cli_parameters_are_read_as_yaml(text, expected):
+    assert parse_parameter(text) == expected
+
+
+def test_cli_bad_parameter_exits_non_zero_with_one_line(tmp_path):
+    from tests.conftest import EXAMPLE_CONFIG, REPO
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlops_kit.cli",
+            "--config",
+            str(EXAMPLE_CONFIG),
+            "run",
+            "-p",
+            "dataset=nope",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "dataset" in lines[0] and "nope" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_bad_config_exits_2(tmp_path):
+    (tmp_path / "bad.yaml").write_text("gates: {min_value: 7}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops_kit.cli", "--config", "bad.yaml", "versions"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: invalid settings in bad.yaml: gates.min_value")

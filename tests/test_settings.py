@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+
+from mlops_kit.errors import ConfigError
+from mlops_kit.settings import load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mlops.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_project_file():
+    settings = load_settings()
+    assert settings.state_dir == Path(".mlops")
+    assert [e.name for e in settings.environments] == ["staging", "production"]
+    assert settings.serving.host == "127.0.0.1"
+    assert settings.registry_uri is None
+
+
+def test_project_file_is_found_in_the_working_directory(tmp_path):
+    write(tmp_path, "model_name: iris-model\ntraining: {dataset: iris}\n")
+    settings = load_settings()
+    assert settings.model_name == "iris-model"
+    assert settings.training.dataset == "iris"
+
+
+def test_environment_variables_override_the_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "gates: {min_value: 0.5}\n")
+    monkeypatch.setenv("MLOPS_KIT_GATES__MIN_VALUE", "0.75")
+    monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "elsewhere"))
+    settings = load_settings(path)
+    assert settings.gates.min_value == 0.75
+    assert settings.state_dir == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("gates: {min_value: 2}\n", "gates.min_value"),
+        ("model_name: Not A Name\n", "model_name"),
+        ("training: {dataset: nope}\n", "training.dataset"),
+        ("environments: [{name: staging, kind: canary}]\n", "environments.0.kind"),
+        ("colour: blue\n", "colour"),
+    ],
+)
+def test_a_bad_value_names_the_field(tmp_path, text, field):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path)
+    message = str(exc.value)
+    assert field in message
+    assert "\n" not in message
+
+
+def test_bad_environment_variable_names_the_field(monkeypatch):
+    monkeypatch.setenv("MLOPS_KIT_TRAINING__N_ESTIMATORS", "-3")
+    with pytest.raises(ConfigError, match="training.n_estimators"):
+        load_settings()
+
+
+def test_duplicate_environment_names_are_refused(tmp_path):
+    path = write(
+        tmp_path,
+        "environments:\n  - {name: staging, kind: staging}\n"
+        "  - {name: staging, kind: production}\n",
+    )
+    with pytest.raises(ConfigError, match="repeated: staging"):
+        load_settings(path)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(write(tmp_path, "gates: [unclosed\n"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings(write(tmp_path, "- a list\n"))
+
+
+def test_environment_lookup():
+    settings = load_settings()
+    assert settings.environment("production").kind == "production"
+    assert settings.environment_of_kind("staging").name == "staging"
+    with pytest.raises(ConfigError, match="configured: staging, production"):
+        settings.environment("qa")
+
+
+def test_example_project_file_loads():
+    from tests.conftest import EXAMPLE_CONFIG
+
+    settings = load_settings(EXAMPLE_CONFIG)
+    assert settings.environment("production").approval.approvers == ["alice", "bob"]
