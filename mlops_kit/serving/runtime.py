@@ -1,0 +1,330 @@
+"""An MLServer runtime for MLflow models that answers bad requests with 422 JSON, not 500.
+
+Stock ``mlserver_mlflow.MLflowRuntime`` lets schema violations (a wrong column, a wrong shape)
+escape as exceptions, which MLServer turns into HTTP 500 with a traceback in the log. This
+runtime checks each request against the model's signature before predicting, using checks
+precomputed at load time, and turns what still fails in decoding or in MLflow's own schema
+enforcement into :class:`InvalidRequest` (HTTP 422, body ``{"error": "..."}``). It also
+loads the model when MLServer creates it, so a new version that fails to load never displaces
+the version being served.
+
+Model settings select it with ``"implementation": "mlops_kit.serving.runtime.MLflowRuntime"``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import mlflow.pyfunc
+import mlserver_mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+from mlserver.errors import InvalidModelURI, MLServerError
+from mlserver.logging import logger
+from mlserver.settings import ModelSettings
+from mlserver.types import InferenceRequest, InferenceResponse, RequestInput
+from mlserver.utils import to_absolute_path
+from mlserver_mlflow.codecs import TensorDictCodec
+
+__all__ = ["InvalidRequest", "MLflowRuntime", "RequestValidator"]
+
+_INTS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
+_FLOATS = frozenset({"FP16", "FP32", "FP64"})
+_NUMBERS = _INTS | _FLOATS
+_BYTES = frozenset({"BYTES"})
+
+# Which V2 datatypes can carry each MLflow column type. MLflow's own enforcement still decides
+# the finer cases (an INT64 column for a double is refused as unsafe, and says so).
+_COLUMN_DATATYPES: dict[DataType, frozenset[str]] = {
+    DataType.boolean: frozenset({"BOOL"}),
+    DataType.integer: _INTS,
+    DataType.long: _INTS,
+    DataType.float: _NUMBERS,
+    DataType.double: _NUMBERS,
+    DataType.string: _BYTES,
+    DataType.binary: _BYTES,
+    DataType.datetime: _BYTES,
+}
+
+_KIND_DATATYPES = {
+    "b": frozenset({"BOOL"}),
+    "i": _INTS,
+    "u": _INTS,
+    "f": _NUMBERS,
+    "U": _BYTES,
+    "S": _BYTES,
+    "O": _BYTES,
+}
+
+_MAX_MESSAGE = 2000
+
+
+class InvalidRequest(MLServerError):
+    """The request does not fit the model: answered with HTTP 422 and the reason."""
+
+    def __init__(self, msg: str) -> None:
+        if len(msg) > _MAX_MESSAGE:
+            msg = msg[: _MAX_MESSAGE - 3] + "..."
+        super().__init__(msg, status_code=422)
+
+
+@dataclass(frozen=True)
+class _InputRule:
+    name: str
+    type_name: str
+    datatypes: frozenset[str] | None  # None: any datatype (complex MLflow types)
+    shape: tuple[int, ...] | None  # None: a column, shape [n] or [n, 1]
+
+
+def _count(data: Any) -> int:
+    """Number of scalar elements in (possibly nested) tensor data."""
+    if not isinstance(data, list):
+        return 1
+    if not data or not isinstance(data[0], list):
+        return len(data)
+    return sum(_count(item) for item in data)
+
+
+def _rows_summary(rows: dict[str, int]) -> str:
+    """``2 rows: alcohol; 3 rows: ash, hue and 10 more``."""
+    by_count: dict[int, list[str]] = {}
+    for name, count in rows.items():
+        by_count.setdefault(count, []).append(name)
+    parts = []
+    for count, names in sorted(by_count.items(), key=lambda item: len(item[1])):
+        shown = ", ".join(repr(n) for n in names[:3])
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        parts.append(f"{count} rows: {shown}{more}")
+    return "; ".join(parts)
+
+
+class RequestValidator:
+    """Checks V2 inference requests against an MLflow signature's inputs.
+
+    Built once per model load; :meth:`problems` costs a few dictionary look-ups per input.
+    """
+
+    def __init__(
+        self,
+        rules: list[_InputRule],
+        *,
+        named: bool,
+        required: frozenset[str],
+        model_name: str = "model",
+    ) -> None:
+        self._rules = {rule.name: rule for rule in rules}
+        self._order = [rule.name for rule in rules]
+        self._named = named
+        self._required = required
+        self._model_name = model_name
+
+    @classmethod
+    def from_schema(
+        cls, schema: Schema | None, model_name: str = "model"
+    ) -> RequestValidator | None:
+        """A validator for ``schema``, or None when there is no schema to check against."""
+        if schema is None or not schema.inputs:
+            return None
+        rules: list[_InputRule] = []
+        required: set[str] = set()
+        for index, spec in enumerate(schema.inputs):
+            name = spec.name if spec.name is not None else f"input-{index}"
+            if isinstance(spec, TensorSpec):
+                kinds = _KIND_DATATYPES.get(spec.type.kind)
+                rule = _InputRule(name, str(spec.type), kinds, tuple(spec.shape))
+            elif isinstance(spec, ColSpec):
+                datatypes = (
+                    _COLUMN_DATATYPES.get(spec.type) if isinstance(spec.type, DataType) else None
+                )
+                type_name = spec.type.name if isinstance(spec.type, DataType) else str(spec.type)
+                rule = _InputRule(name, type_name, datatypes, None)
+            else:  # pragma: no cover - MLflow has no other input spec today
+                return None
+            rules.append(rule)
+            if spec.required:
+                required.add(name)
+        return cls(
+            rules,
+            named=bool(schema.has_input_names()),
+            required=frozenset(required),
+            model_name=model_name,
+        )
+
+    def problems(self, request: InferenceRequest) -> list[str]:
+        """Every way ``request`` violates the schema; empty when it fits."""
+        found: list[str] = []
+        inputs = request.inputs
+        if not self._named:
+            if len(inputs) != len(self._order):
+                found.append(
+                    f"the model takes {len(self._order)} input(s), the request has {len(inputs)}"
+                )
+                return found
+            pairs = [
+                (self._rules[name], inp) for name, inp in zip(self._order, inputs, strict=True)
+            ]
+        else:
+            pairs = []
+            seen: set[str] = set()
+            unexpected: list[str] = []
+            for inp in inputs:
+                rule = self._rules.get(inp.name)
+                if rule is None:
+                    unexpected.append(inp.name)
+                    continue
+                if inp.name in seen:
+                    found.append(f"input {inp.name!r} is given more than once")
+                seen.add(inp.name)
+                pairs.append((rule, inp))
+            missing = [name for name in self._order if name in self._required and name not in seen]
+            if missing:
+                found.append(f"missing input(s) {missing}")
+            if unexpected:
+                found.append(f"unexpected input(s) {unexpected}")
+            if missing or unexpected:
+                found.append(f"the model takes {self._order}")
+        rows: dict[str, int] = {}
+        for rule, inp in pairs:
+            self._check_input(rule, inp, found, rows)
+        if len(set(rows.values())) > 1:
+            found.append(f"inputs have different numbers of rows ({_rows_summary(rows)})")
+        return found
+
+    @staticmethod
+    def _check_input(
+        rule: _InputRule, inp: RequestInput, found: list[str], rows: dict[str, int]
+    ) -> None:
+        # MLServer's models store enum values as plain strings.
+        datatype = inp.datatype if isinstance(inp.datatype, str) else inp.datatype.value
+        if rule.datatypes is not None and datatype not in rule.datatypes:
+            found.append(
+                f"input {inp.name!r} has datatype {datatype}, which cannot hold the model's "
+                f"{rule.type_name} (use one of {sorted(rule.datatypes)})"
+            )
+        shape = inp.shape
+        if any(dim < 0 for dim in shape):
+            found.append(f"input {inp.name!r} has a negative dimension in shape {shape}")
+            return
+        if rule.shape is None:
+            if not 1 <= len(shape) <= 2 or math.prod(shape[1:]) != 1:
+                found.append(
+                    f"input {inp.name!r} has shape {shape}; a column must have shape [n] or [n, 1]"
+                )
+                return
+        elif len(shape) != len(rule.shape) or any(
+            want not in (-1, got) for want, got in zip(rule.shape, shape, strict=True)
+        ):
+            want_shape = [d if d != -1 else "n" for d in rule.shape]
+            found.append(f"input {inp.name!r} has shape {shape}; the model expects {want_shape}")
+            return
+        expected = math.prod(shape)
+        actual = _count(inp.data.root)
+        if actual != expected:
+            found.append(
+                f"input {inp.name!r} has {actual} value(s) but its shape {shape} needs {expected}"
+            )
+            return
+        if shape:
+            rows[inp.name] = shape[0]
+
+    def check(self, request: InferenceRequest) -> None:
+        """Raise :class:`InvalidRequest` naming every problem if ``request`` does not fit."""
+        found = self.problems(request)
+        if found:
+            raise InvalidRequest(
+                f"request does not match the input schema of model {self._model_name!r}: "
+                + "; ".join(found)
+            )
+
+
+def _mlflow_message(exc: MlflowException) -> str:
+    """MLflow's schema error without its echo of the request's data."""
+    message = str(exc.message)
+    head, sep, tail = message.rpartition("'. Error: ")
+    if sep and head.startswith("Failed to enforce schema"):
+        return tail
+    return message
+
+
+class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
+    """``mlserver_mlflow.MLflowRuntime`` that validates requests and never answers 500 for them.
+
+    Schema violations, undecodable data and MLflow schema-enforcement errors get HTTP 422
+    with a message naming the problem; an unexpected failure inside the model gets HTTP 500
+    with its exception type only (the traceback goes to the server log). The server keeps
+    serving either way.
+    """
+
+    _validator: RequestValidator | None = None
+
+    def __init__(self, settings: ModelSettings) -> None:
+        super().__init__(settings)
+        # Load here rather than in ``load()``: MLServer registers a new version as the default
+        # before calling ``load()``, so a version that then failed to load would answer "not
+        # ready" for a moment. Failing in the constructor keeps the old version answering.
+        self._load_model()
+
+    def _load_model(self) -> None:
+        params = self._settings.parameters
+        if params is None or not params.uri:
+            raise InvalidModelURI(self.name)
+        parsed = urlparse(params.uri, scheme="file")
+        uri = (
+            to_absolute_path(self._settings, parsed.path) if parsed.scheme == "file" else params.uri
+        )
+        try:
+            self._model = mlflow.pyfunc.load_model(uri)
+        except Exception as exc:
+            logger.exception(
+                "could not load model %s version %s from %s", self.name, self.version, uri
+            )
+            message = f"could not load model {self.name!r} version {self.version} from {uri}: {exc}"
+            raise MLServerError(message[:_MAX_MESSAGE], status_code=500) from exc
+        self._input_schema = self._model.metadata.get_input_schema()
+        self._signature = self._model.metadata.signature
+        self._sync_metadata()
+        self._validator = RequestValidator.from_schema(self._input_schema, self.name)
+
+    async def load(self) -> bool:
+        """The model was loaded when this object was made; nothing is left to do."""
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        if self._validator is not None:
+            self._validator.check(payload)
+        try:
+            decoded = self.decode_request(payload)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InvalidRequest(self._decode_problem(payload, exc)) from None
+        params = None
+        if payload.parameters and payload.parameters.model_extra:
+            params = payload.parameters.model_extra
+        try:
+            output = self._model.predict(decoded, params=params)
+        except MlflowException as exc:
+            raise InvalidRequest(
+                f"request does not match the input schema of model {self.name!r}: "
+                + _mlflow_message(exc)
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest(f"model {self.name!r} rejected the input: {exc}") from None
+        except Exception as exc:
+            logger.exception("model %s failed to predict", self.name)
+            raise MLServerError(
+                f"model {self.name!r} failed to predict ({type(exc).__name__}); see the server log",
+                status_code=500,
+            ) from None
+        return self.encode_response(output, default_codec=TensorDictCodec)
+
+    def _decode_problem(self, payload: InferenceRequest, exc: Exception) -> str:
+        # Only on the error path: decode input by input to name the culprit.
+        for inp in payload.inputs:
+            try:
+                self.decode(inp.model_copy())
+            except (ValueError, TypeError, KeyError) as input_exc:
+                datatype = getattr(inp.datatype, "value", inp.datatype)
+                return f"input {inp.name!r} could not be decoded as {datatype}: {input_exc}"
+        return f"the request could not be decoded: {exc}"

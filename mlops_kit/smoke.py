@@ -1,0 +1,242 @@
+"""Smoke tests: does a live endpoint answer like the registered model does locally?
+
+``smoke_test`` sends the model's saved input example as one batch and row by row, and checks
+each answer (HTTP 200, one prediction per row, the same predictions as the model computes
+locally, the expected version). ``examples_from_model`` provides the examples and the local
+predictions from the MLflow model itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from mlops_kit.errors import SmokeTestFailed, ToolkitError
+from mlops_kit.targets.base import DeploymentStatus
+from mlops_kit.v2 import decode_outputs, encode_dataframe, error_message, infer_url
+
+__all__ = ["SmokeResult", "examples_from_model", "smoke_test"]
+
+_SHOWN = 5  # mismatching rows quoted in a failure
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """What a smoke test saw; ``passed`` is True only when ``failures`` is empty."""
+
+    endpoint: str
+    """The ``.../infer`` URL that was tested."""
+    passed: bool
+    n_requests: int
+    """Requests sent (a failed connection counts)."""
+    latency_ms: list[float] = field(default_factory=list)
+    """Round-trip time of each answered request, in milliseconds."""
+    failures: list[str] = field(default_factory=list)
+    """One line per problem, naming the request it came from."""
+    served_version: str | None = None
+    """The ``model_version`` the endpoint reported, when all answers agreed on one."""
+
+    def latency_summary(self) -> dict[str, float]:
+        """``min``, ``p50``, ``p95``, ``max`` and ``mean`` latency in ms (empty if none)."""
+        if not self.latency_ms:
+            return {}
+        values = sorted(self.latency_ms)
+        return {
+            "min": values[0],
+            "p50": float(np.percentile(values, 50)),
+            "p95": float(np.percentile(values, 95)),
+            "max": values[-1],
+            "mean": statistics.fmean(values),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for reports, tags and commit trailers."""
+        return {**asdict(self), "latency_summary": self.latency_summary()}
+
+
+def smoke_test(
+    endpoint: str | DeploymentStatus,
+    model_name: str,
+    examples: pd.DataFrame,
+    expected: Sequence[Any] | np.ndarray,
+    *,
+    expected_version: str | None = None,
+    timeout: float = 10.0,
+    single_rows: int = 3,
+    raise_on_failure: bool = True,
+) -> SmokeResult:
+    """Send ``examples`` to the endpoint and compare the answers with ``expected``.
+
+    One request carries every example, then up to ``single_rows`` requests carry one row each.
+    ``endpoint`` is a server root, a model endpoint (``.../v2/models/NAME``) or a
+    :class:`DeploymentStatus`. ``expected`` holds the registered model's local predictions
+    (see :func:`examples_from_model`). When the endpoint cannot be reached the test stops at
+    the first request. Raises :class:`~mlops_kit.errors.SmokeTestFailed` listing every
+    failure, unless ``raise_on_failure`` is False.
+    """
+    if isinstance(endpoint, DeploymentStatus):
+        if endpoint.endpoint is None:
+            raise ToolkitError(f"{endpoint.environment}/{endpoint.model_name} has no endpoint")
+        endpoint = endpoint.endpoint
+    want = _flat(np.asarray(expected))
+    if len(want) != len(examples):
+        raise ValueError(f"{len(examples)} examples but {len(want)} expected predictions")
+    if len(examples) == 0:
+        raise ValueError("a smoke test needs at least one example")
+    url = infer_url(endpoint, model_name)
+    requests = [(f"batch of {len(examples)} rows", examples, want)]
+    requests += [
+        (f"row {i}", examples.iloc[i : i + 1], want[i : i + 1])
+        for i in range(min(single_rows, len(examples)))
+    ]
+    failures: list[str] = []
+    latencies: list[float] = []
+    versions: list[str | None] = []
+    sent = 0
+    with httpx.Client(timeout=timeout, trust_env=False) as client:
+        for label, frame, wanted in requests:
+            sent += 1
+            began = time.perf_counter()
+            try:
+                response = client.post(url, json=encode_dataframe(frame))
+            except httpx.ConnectError as exc:
+                failures.append(f"{label}: cannot connect to {url} ({exc})")
+                break
+            except httpx.TimeoutException:
+                failures.append(f"{label}: no answer from {url} within {timeout:g} s")
+                break
+            except httpx.HTTPError as exc:
+                failures.append(f"{label}: request to {url} failed ({type(exc).__name__}: {exc})")
+                break
+            latencies.append((time.perf_counter() - began) * 1000.0)
+            failure = _check_answer(response, model_name, wanted, versions)
+            if failure:
+                failures.append(f"{label}: {failure}")
+    served = None
+    distinct = sorted({v for v in versions if v is not None})
+    if len(distinct) == 1:
+        served = distinct[0]
+    elif len(distinct) > 1:
+        failures.append(f"answers came from several model versions: {distinct}")
+    if expected_version is not None and versions and served != expected_version:
+        failures.append(f"served version is {served!r}, expected {expected_version!r}")
+    result = SmokeResult(
+        endpoint=url,
+        passed=not failures,
+        n_requests=sent,
+        latency_ms=latencies,
+        failures=failures,
+        served_version=served,
+    )
+    if failures and raise_on_failure:
+        raise SmokeTestFailed(url, failures)
+    return result
+
+
+def _check_answer(
+    response: httpx.Response, model_name: str, wanted: np.ndarray, versions: list[str | None]
+) -> str | None:
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}: {error_message(response)}"
+    try:
+        body = response.json()
+        got = _flat(decode_outputs(body))
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable answer ({exc}): {response.text[:200]!r}"
+    versions.append(body.get("model_version"))
+    if body.get("model_name") not in (None, model_name):
+        return f"answered by model {body.get('model_name')!r}, not {model_name!r}"
+    if len(got) != len(wanted):
+        return f"{len(got)} predictions for {len(wanted)} rows"
+    wrong = np.flatnonzero(~_same(got, wanted))
+    if wrong.size:
+        shown = ", ".join(
+            f"row {i}: got {got[i]!r}, expected {wanted[i]!r}" for i in wrong[:_SHOWN]
+        )
+        more = f" and {wrong.size - _SHOWN} more" if wrong.size > _SHOWN else ""
+        return f"{wrong.size} prediction(s) differ from the model's local ones ({shown}{more})"
+    return None
+
+
+def _flat(values: np.ndarray) -> np.ndarray:
+    if values.ndim == 2 and values.shape[1] == 1:
+        return values[:, 0]
+    return values
+
+
+def _same(got: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Elementwise equality; floats within a relative 1e-6 (JSON round trips are exact)."""
+    if got.ndim > 1 or wanted.ndim > 1:
+        equal = [
+            _same(np.atleast_1d(g), np.atleast_1d(w)).all() if np.shape(g) == np.shape(w) else False
+            for g, w in zip(got, wanted, strict=True)
+        ]
+        return np.asarray(equal, dtype=bool)
+    numeric = got.dtype.kind in "biuf" and wanted.dtype.kind in "biuf"
+    if numeric and "f" in (got.dtype.kind, wanted.dtype.kind):
+        return np.isclose(got.astype(float), wanted.astype(float), rtol=1e-6, atol=1e-9)
+    if numeric:
+        return got == wanted
+    return np.asarray([str(g) == str(w) for g, w in zip(got, wanted, strict=True)], dtype=bool)
+
+
+@contextlib.contextmanager
+def _trusted_models() -> Iterator[None]:
+    # MLflow 3 refuses to deserialize scikit-learn models unless told the source is trusted;
+    # these are the project's own registered models, the ones its servers load too.
+    name = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    before = os.environ.get(name)
+    os.environ[name] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def examples_from_model(model_uri: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The MLflow model's saved input example and the model's own predictions for it.
+
+    ``model_uri`` is a local path, a ``file://`` URI or any URI MLflow can download
+    (``models:/name/1``, ``runs:/...``). Raises ToolkitError if the model has no example.
+    """
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    parsed = urlparse(model_uri)
+    try:
+        with _trusted_models():
+            if parsed.scheme == "file":
+                path = unquote(parsed.path)
+            elif not parsed.scheme or len(parsed.scheme) == 1:
+                path = str(Path(model_uri).expanduser())
+            else:
+                import mlflow.artifacts
+
+                path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+            example = Model.load(path).load_input_example(path)
+            if example is None:
+                raise ToolkitError(
+                    f"the model at {model_uri} has no saved input example; log it with "
+                    "input_example=... to smoke-test it"
+                )
+            if not isinstance(example, pd.DataFrame):
+                example = pd.DataFrame(example)
+            predictions = mlflow.pyfunc.load_model(path).predict(example)
+    except (MlflowException, OSError) as exc:
+        raise ToolkitError(f"could not load the model at {model_uri}: {exc}") from exc
+    return example, _flat(np.asarray(predictions))
