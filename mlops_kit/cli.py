@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -71,23 +72,149 @@ def cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _project(args: argparse.Namespace) -> Any:
+    from mlops_kit.project import Project
+
+    return Project.load(args.config)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from mlops_kit.deploy import deploy, smoke
+
+    project = _project(args)
+    result = deploy(project, args.environment, args.version, actor=args.actor)
+    print(result.sync.summary())
+    if not args.no_smoke:
+        smoke(project, args.environment, result.version)
+        print(f"smoke test passed: {result.endpoint}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    import threading
+
+    from mlops_kit.sync import sync, watch
+
+    project = _project(args)
+    if not args.watch:
+        print(sync(project, args.environment).summary())
+        return 0
+    stop = threading.Event()
+    if args.max_seconds:
+        threading.Timer(args.max_seconds, stop.set).start()
+
+    def show(report: Any) -> None:
+        if report.changed:
+            print(report.summary(), flush=True)
+
+    print(f"watching {args.environment} every {args.interval}s (Ctrl-C to stop)", flush=True)
+    try:
+        watch(project, args.environment, interval=args.interval, stop=stop, on_report=show)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from mlops_kit import targets
+
+    project = _project(args)
+    names = (
+        [args.environment] if args.environment else [e.name for e in project.settings.environments]
+    )
+    for name in names:
+        with targets.for_environment(project.settings, name) as target:
+            found = target.list()
+            if not found:
+                print(f"{name}: nothing deployed")
+            for st in found:
+                state = "ready" if st.ready else f"NOT READY ({st.detail})"
+                print(f"{name}: {st.model_name} v{st.version} {state} {st.endpoint or ''}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from mlops_kit.targets.local import stop_all
+
+    project = _project(args)
+    stopped = stop_all(project.state_dir, args.environment)
+    print(f"stopped {len(stopped)} server(s)" + (f": {', '.join(stopped)}" if stopped else ""))
+    return 0
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlops_kit.ci import write_ci
+
+    written = write_ci(
+        args.provider,
+        Path(args.repo_dir),
+        python=args.python,
+        notebooks=args.notebooks,
+        config=args.config or "mlops.yaml",
+        extras=args.extras,
+        toolkit_spec=args.toolkit_spec,
+        force=args.force,
+    )
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subparser per command."""
     parser = argparse.ArgumentParser(
         prog="mlops-kit", description="CI/CD for ML models: train, deploy, promote, load test."
     )
-    parser.add_argument("--config", help="project file (default: $MLOPS_KIT_CONFIG or mlops.yaml)")
+    config_help = "project file (default: $MLOPS_KIT_CONFIG or mlops.yaml)"
+    parser.add_argument("--config", help=config_help)
+    # --config may also follow the command; SUPPRESS keeps it from overwriting the first one.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True)
+    add = functools.partial(sub.add_parser, parents=[common])
 
-    run = sub.add_parser("run", help="execute pipeline notebooks with papermill")
+    run = add("run", help="execute pipeline notebooks with papermill")
     run.add_argument("notebooks", nargs="*", help="names, prefixes (01) or paths; default: all")
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("-o", "--output-dir", default="build/notebooks")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
 
-    versions = sub.add_parser("versions", help="list registered versions with aliases and lineage")
+    versions = add("versions", help="list registered versions with aliases and lineage")
     versions.set_defaults(handler=cmd_versions)
+
+    dep = add("deploy", help="commit a version to an environment, sync, smoke-test")
+    dep.add_argument("environment")
+    dep.add_argument("version")
+    dep.add_argument("--actor", help="who deploys (default: $MLOPS_KIT_ACTOR or login name)")
+    dep.add_argument("--no-smoke", action="store_true", help="skip the smoke test")
+    dep.set_defaults(handler=cmd_deploy)
+
+    syn = add("sync", help="make an environment match the GitOps repo")
+    syn.add_argument("environment")
+    syn.add_argument("--watch", action="store_true", help="keep reconciling (self-heal)")
+    syn.add_argument("--interval", type=float, default=1.0, help="seconds between rounds")
+    syn.add_argument("--max-seconds", type=float, default=None, help="stop watching after this")
+    syn.set_defaults(handler=cmd_sync)
+
+    sta = add("status", help="what each environment serves now")
+    sta.add_argument("environment", nargs="?")
+    sta.set_defaults(handler=cmd_status)
+
+    down = add("down", help="stop local servers (all, or one environment's)")
+    down.add_argument("environment", nargs="?")
+    down.set_defaults(handler=cmd_down)
+    ci = add("ci", help="write a CI pipeline (github, gitlab, jenkins) into a model repo")
+    ci.add_argument("provider", help="github, gitlab or jenkins")
+    ci.add_argument("--repo-dir", default=".", help="the model repository (default: here)")
+    ci.add_argument("--python", default="3.12")
+    ci.add_argument("--notebooks", default="01,02", help="notebooks the pipeline runs")
+    ci.add_argument("--extras", default="load", help="toolkit extras to install")
+    ci.add_argument("--toolkit-spec", default="mlops-kit", help="pip requirement, path or git URL")
+    ci.add_argument("--force", action="store_true", help="overwrite existing files")
+    ci.set_defaults(handler=cmd_ci)
     return parser
 
 

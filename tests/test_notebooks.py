@@ -33,7 +33,17 @@ def test_committed_notebook_is_clean(path):
     assert sum(c["cell_type"] == "markdown" for c in nb["cells"]) >= len(code) // 2
 
 
-def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch):
+@pytest.fixture
+def servers(tmp_path):
+    """The notebooks start servers under this state directory; stop them afterwards."""
+    from mlops_kit.targets.local import stop_all
+
+    state = tmp_path / "state"
+    yield state
+    stop_all(state)
+
+
+def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, servers):
     from mlops_kit.project import Project
     from mlops_kit.registry import Registry
 
@@ -51,9 +61,10 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch):
     second = registry.get(2)
     assert second.aliases == ("staging",)
     assert second.tags["mlops.gate.champion"] == "1"
+    assert second.tags["mlops.smoke.staging"] == "passed"
 
 
-def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch):
+def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch, servers):
     from testbook import testbook
 
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))

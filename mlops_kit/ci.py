@@ -1,0 +1,208 @@
+"""CI pipelines for a model repository: GitHub Actions, GitLab CI and Jenkins, from templates.
+
+Each pipeline checks out the repository, creates a virtual environment with Python 3.12,
+installs mlops-kit, runs the repository's tests, executes the pipeline notebooks headless
+(``mlops-kit run``) and keeps ``build/notebooks/`` as the build's artifacts. The templates live
+in ``mlops_kit/templates/ci/`` and use ``@@{name}`` placeholders, because ``$`` belongs to the
+shell, to GitHub expressions and to Groovy.
+
+Secrets never become notebook parameters (papermill stores parameters in the executed
+notebook, which is kept as an artifact): the pipelines pass them through the environment.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from mlops_kit.errors import ConfigError, ParameterError
+
+OUTPUT_DIR = "build/notebooks"
+"""Where ``mlops-kit run`` writes executed notebooks and HTML; the pipelines keep it."""
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A CI service: the template it is rendered from and where it goes in the repository."""
+
+    name: str
+    template: str
+    destination: str
+
+
+PROVIDERS: dict[str, Provider] = {
+    p.name: p
+    for p in (
+        Provider("github", "github.yml", ".github/workflows/mlops.yml"),
+        Provider("gitlab", "gitlab-ci.yml", ".gitlab-ci.yml"),
+        Provider("jenkins", "Jenkinsfile", "Jenkinsfile"),
+    )
+}
+
+_PYTHON = re.compile(r"3\.\d+(\.\d+)?")
+_EXTRA = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_NOTEBOOK = re.compile(r"[\w./-]+")
+_REQUIREMENT = re.compile(
+    r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+    r"(?:\s*\[(?P<extras>[^\]]*)\])?(?P<rest>(?:\s*[=<>!~;@].*)?)"
+)
+# Characters that would need quoting in YAML, Groovy or GitHub expressions, not just the shell.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f'\"`\\]|\$\{\{")
+
+
+class _Template(string.Template):
+    delimiter = "@@"
+
+
+def get_provider(name: str) -> Provider:
+    """The provider called ``name`` (any case); ConfigError listing the known ones otherwise."""
+    provider = PROVIDERS.get(name.strip().lower())
+    if provider is None:
+        raise ConfigError(f"unknown CI provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
+    return provider
+
+
+def toolkit_requirement(spec: str, extras: Sequence[str] = ()) -> str:
+    """What ``pip install`` gets for ``spec`` with ``extras``.
+
+    A requirement (``mlops-kit``, ``mlops-kit==0.1.0``, ``mlops-kit @ git+https://…``) gets
+    the extras after its name; a bare URL becomes ``mlops-kit[extras] @ URL``; anything else
+    is a local path (directory, wheel, sdist) and gets ``[extras]`` appended, as pip accepts.
+    """
+    spec = _safe("toolkit_spec", spec.strip())
+    if spec.startswith("~"):
+        raise ParameterError("toolkit_spec", "use a path relative to the repository, not ~")
+    extras = [_extra(e) for e in extras]
+    looks_like_path = spec.startswith((".", "/")) or spec.endswith((".whl", ".tar.gz", ".zip"))
+    match = None if looks_like_path else _REQUIREMENT.fullmatch(spec)
+    if match:
+        given = [e.strip() for e in (match["extras"] or "").split(",") if e.strip()]
+        merged = list(dict.fromkeys([*given, *extras]))
+        suffix = f"[{','.join(merged)}]" if merged else ""
+        return f"{match['name']}{suffix}{match['rest']}"
+    suffix = f"[{','.join(extras)}]" if extras else ""
+    if "://" in spec:
+        return f"mlops-kit{suffix} @ {spec}"
+    return f"{spec}{suffix}"
+
+
+def pipeline_command(config: str, notebooks: Sequence[str] = ()) -> list[str]:
+    """The ``mlops-kit`` argv that runs ``notebooks`` (all when empty) headless for CI."""
+    names = [_notebook(n) for n in notebooks]
+    return [
+        "mlops-kit",
+        "--config",
+        _safe("config", config),
+        "run",
+        "--quiet",
+        "--output-dir",
+        OUTPUT_DIR,
+        *names,
+    ]
+
+
+def render_ci(
+    provider: str,
+    *,
+    python: str = "3.12",
+    notebooks: Sequence[str] | str = ("01", "02"),
+    config: str = "mlops.yaml",
+    extras: Sequence[str] | str = ("load",),
+    toolkit_spec: str = "mlops-kit",
+) -> dict[str, str]:
+    """The CI files for ``provider``: path relative to the repository root → content.
+
+    ``notebooks`` and ``extras`` may be given as one comma- or space-separated string.
+    Raises ConfigError for an unknown provider and ParameterError for a value that cannot
+    be written safely into a pipeline.
+    """
+    chosen = get_provider(provider)
+    if not _PYTHON.fullmatch(python):
+        raise ParameterError("python", f"expected a version such as 3.12, got {python!r}")
+    if not config.strip():
+        raise ParameterError("config", "must not be empty")
+    values = {
+        "python": python,
+        "python_command": "python" + ".".join(python.split(".")[:2]),
+        "requirement": shlex.quote(toolkit_requirement(toolkit_spec, _split(extras))),
+        "pipeline_command": shlex.join(pipeline_command(config, _split(notebooks))),
+        "output_dir": OUTPUT_DIR,
+        "destination": chosen.destination,
+    }
+    source = resources.files("mlops_kit") / "templates" / "ci" / chosen.template
+    text = _Template(source.read_text(encoding="utf-8")).substitute(values)
+    return {chosen.destination: text}
+
+
+def write_ci(
+    provider: str,
+    repo_dir: Path,
+    *,
+    python: str = "3.12",
+    notebooks: Sequence[str] | str = ("01", "02"),
+    config: str = "mlops.yaml",
+    extras: Sequence[str] | str = ("load",),
+    toolkit_spec: str = "mlops-kit",
+    force: bool = False,
+) -> list[Path]:
+    """Write ``provider``'s CI files into the repository at ``repo_dir``; return their paths.
+
+    Nothing is written when a file exists and ``force`` is false: ConfigError names it.
+    """
+    repo = Path(repo_dir)
+    if not repo.is_dir():
+        raise ConfigError(f"{repo} is not a directory")
+    files = {
+        repo / relative: text
+        for relative, text in render_ci(
+            provider,
+            python=python,
+            notebooks=notebooks,
+            config=config,
+            extras=extras,
+            toolkit_spec=toolkit_spec,
+        ).items()
+    }
+    if not force:
+        for path in files:
+            if path.exists():
+                raise ConfigError(f"{path} already exists; use --force to overwrite")
+    for path, text in files.items():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return list(files)
+
+
+def _split(value: Sequence[str] | str) -> list[str]:
+    items = re.split(r"[,\s]+", value) if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item.strip()]
+
+
+def _safe(name: str, value: str) -> str:
+    if not value:
+        raise ParameterError(name, "must not be empty")
+    if _UNSAFE.search(value):
+        raise ParameterError(
+            name, f"{value!r} holds a quote, backslash, control character or '${{{{'"
+        )
+    return value
+
+
+def _extra(value: str) -> str:
+    if not _EXTRA.fullmatch(value):
+        raise ParameterError("extras", f"{value!r} is not an extra's name")
+    return value
+
+
+def _notebook(value: str) -> str:
+    if not _NOTEBOOK.fullmatch(value) or value.startswith("-"):
+        raise ParameterError("notebooks", f"{value!r} is not a notebook name, prefix or path")
+    return value

@@ -1,0 +1,133 @@
+"""Deploy a registered version to an environment: GitOps commit, sync, smoke test, record."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlops_kit.deployment import DeploymentSpec
+from mlops_kit.gitops import GitOpsRepo
+from mlops_kit.registry import Registry
+from mlops_kit.sync import SyncReport, sync
+from mlops_kit.training import TAG_PREFIX
+
+if TYPE_CHECKING:
+    from mlops_kit.project import Project
+    from mlops_kit.smoke import SmokeResult
+
+
+def current_actor() -> str:
+    """Who is acting: ``$MLOPS_KIT_ACTOR``, the CI's user, or the login name."""
+    for var in ("MLOPS_KIT_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_USER_ID"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What a deploy committed and what the environment serves afterwards."""
+
+    environment: str
+    version: str
+    commit: str | None
+    sync: SyncReport
+    endpoint: str
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data for display."""
+        return {
+            "environment": self.environment,
+            "version": self.version,
+            "commit": (self.commit or "unchanged")[:10],
+            "sync": self.sync.summary(),
+            "endpoint": self.endpoint,
+        }
+
+
+def spec_for(project: Project, environment: str, version: str | int) -> DeploymentSpec:
+    """The portable deployment of a registered version into ``environment``."""
+    registry = Registry(project)
+    info = registry.get(version)
+    return DeploymentSpec(
+        environment=environment,
+        model_name=project.model_name,
+        version=info.version,
+        model_uri=str(registry.local_path(info.version)),
+        flavour=project.settings.serving.flavour,
+        run_id=info.run_id,
+    )
+
+
+def deploy(
+    project: Project,
+    environment: str,
+    version: str | int,
+    *,
+    actor: str | None = None,
+    message: str | None = None,
+    trailers: dict[str, str] | None = None,
+) -> DeployResult:
+    """Commit the version's deployment to the environment's GitOps path, then sync it.
+
+    Blocks until the environment serves the version (or raises). Committing a deployment
+    that is already in the repo makes no commit.
+    """
+    from mlops_kit import targets
+
+    spec = spec_for(project, environment, version)
+    repo = GitOpsRepo.from_settings(project.settings)
+    repo.ensure()
+    commit = repo.write(
+        spec,
+        actor=actor or current_actor(),
+        message=message or f"Deploy {spec.model_name} v{spec.version} to {environment}",
+        trailers=trailers,
+    )
+    target = targets.for_environment(project.settings, environment)
+    report = sync(project, environment, repo=repo, target=target)
+    return DeployResult(environment, spec.version, commit, report, target.endpoint(spec.model_name))
+
+
+def smoke(project: Project, environment: str, version: str | int | None = None) -> SmokeResult:
+    """Smoke-test what ``environment`` serves against the registered model's own predictions.
+
+    The result is recorded as tags on the version; a failure raises SmokeTestFailed.
+    """
+    from mlops_kit import targets
+    from mlops_kit.smoke import examples_from_model, smoke_test
+
+    registry = Registry(project)
+    target = targets.for_environment(project.settings, environment)
+    status = target.status(project.model_name)
+    expected_version = str(version) if version is not None else (status.version if status else None)
+    if expected_version is None:
+        from mlops_kit.errors import SmokeTestFailed
+
+        raise SmokeTestFailed(environment, [f"{project.model_name} is not deployed"])
+    examples, expected = examples_from_model(str(registry.local_path(expected_version)))
+    result = smoke_test(
+        target.endpoint(project.model_name),
+        project.model_name,
+        examples,
+        expected,
+        expected_version=expected_version,
+        raise_on_failure=False,
+    )
+    registry.tag(
+        expected_version,
+        {
+            f"{TAG_PREFIX}smoke.{environment}": "passed" if result.passed else "failed",
+            f"{TAG_PREFIX}smoke.{environment}.detail": "; ".join(result.failures) or "ok",
+        },
+    )
+    if not result.passed:
+        from mlops_kit.errors import SmokeTestFailed
+
+        raise SmokeTestFailed(result.endpoint, result.failures)
+    return result

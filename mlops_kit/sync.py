@@ -1,0 +1,133 @@
+"""Make a target match the GitOps repository: create, update, repair, delete — and keep doing it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from mlops_kit import targets
+from mlops_kit.gitops import GitOpsRepo
+
+if TYPE_CHECKING:
+    from mlops_kit.project import Project
+    from mlops_kit.targets.base import DeploymentTarget
+
+log = logging.getLogger(__name__)
+
+ActionKind = Literal["create", "update", "repair", "delete", "unchanged"]
+
+
+@dataclass(frozen=True)
+class SyncAction:
+    """What sync did (or found nothing to do) for one deployment."""
+
+    kind: ActionKind
+    model_name: str
+    version: str | None
+    detail: str = ""
+
+
+@dataclass
+class SyncReport:
+    """One reconciliation of an environment against a GitOps commit."""
+
+    environment: str
+    commit: str
+    actions: list[SyncAction] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        """True when sync created, updated, repaired or deleted anything."""
+        return any(a.kind != "unchanged" for a in self.actions)
+
+    def summary(self) -> str:
+        """One line per action, or ``in sync``."""
+        if not self.changed:
+            count = len(self.actions)
+            return f"{self.environment}: in sync at {self.commit[:10]} ({count} deployments)"
+        lines = [
+            f"{self.environment}: {a.kind} {a.model_name} v{a.version}"
+            + (f" ({a.detail})" if a.detail else "")
+            for a in self.actions
+            if a.kind != "unchanged"
+        ]
+        return "\n".join(lines)
+
+
+def sync(
+    project: Project,
+    environment: str,
+    *,
+    repo: GitOpsRepo | None = None,
+    target: DeploymentTarget | None = None,
+) -> SyncReport:
+    """Reconcile ``environment``'s target with the repo's ``environments/<env>/`` documents.
+
+    Idempotent: a second run against the same commit restarts nothing and reports no change.
+    Drift (a server down, another version loaded) is repaired; deployments absent from the
+    repo are deleted.
+    """
+    started = time.perf_counter()
+    settings = project.settings
+    settings.environment(environment)
+    repo = repo or GitOpsRepo.from_settings(settings)
+    repo.ensure()
+    desired = {spec.model_name: spec for spec in repo.read(environment)}
+    target = target or targets.for_environment(settings, environment)
+    observed = {status.model_name: status for status in target.list()}
+    report = SyncReport(environment=environment, commit=repo.head())
+    for name, spec in sorted(desired.items()):
+        status = observed.get(name)
+        kind: ActionKind
+        if status is None:
+            kind, detail = "create", ""
+        elif not status.ready:
+            kind, detail = "repair", status.detail or "not ready"
+        elif status.version != spec.version:
+            kind, detail = "update", f"was v{status.version}"
+        else:
+            report.actions.append(SyncAction("unchanged", name, spec.version))
+            continue
+        target.apply(spec)
+        report.actions.append(SyncAction(kind, name, spec.version, detail))
+    for name in sorted(set(observed) - set(desired)):
+        target.delete(name)
+        report.actions.append(SyncAction("delete", name, observed[name].version))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def watch(
+    project: Project,
+    environment: str,
+    *,
+    interval: float = 1.0,
+    stop: threading.Event | None = None,
+    max_iterations: int | None = None,
+    on_report: Callable[[SyncReport], None] | None = None,
+) -> None:
+    """Reconcile every ``interval`` seconds until ``stop`` is set (self-heal).
+
+    A failed round is logged and retried on the next one; it never ends the loop.
+    """
+    stop = stop or threading.Event()
+    repo = GitOpsRepo.from_settings(project.settings)
+    target = targets.for_environment(project.settings, environment)
+    rounds = 0
+    while not stop.is_set():
+        try:
+            report = sync(project, environment, repo=repo, target=target)
+        except Exception as exc:  # keep watching: the next round may succeed
+            log.warning("sync of %s failed: %s", environment, exc)
+        else:
+            if on_report is not None:
+                on_report(report)
+        rounds += 1
+        if max_iterations is not None and rounds >= max_iterations:
+            break
+        stop.wait(interval)
