@@ -123,19 +123,28 @@ def wrk(
     threads: int = 1,
     tmp: Path,
 ) -> LoadResult:
-    """Drive ``url`` with wrk (POST ``body``) and parse its summary."""
+    """Drive ``url`` with wrk (POST ``body``) and parse its summary.
+
+    A two-second warm-up run goes first and is not counted, for every server alike.
+    """
     script = tmp / f"{name.replace(' ', '_')}.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(json.dumps(body))}\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
+    subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", "-d2s", "-s", str(script), url],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     out = subprocess.run(
         [
             "wrk",
             f"-t{threads}",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{int(seconds)}s",
             "--latency",
             "--timeout",
             "10s",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def stock_mlserver_dir(root: Path, model_path: Path, name: str, port: int) -> Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
     args = parser.parse_args()
     require_wrk()
@@ -120,7 +121,12 @@ def main() -> None:
             "-p",
             str(port),
         ]
-        with process(serve, tmp / "mlflow.log"):
+        # MLflow execs `uvicorn` from PATH, and refuses to unpickle a model unless allowed.
+        serve_env = {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+        }
+        with process(serve, tmp / "mlflow.log", env=serve_env):
             wait_http(f"http://127.0.0.1:{port}/ping")
             results.append(
                 wrk(
