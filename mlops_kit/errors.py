@@ -121,3 +121,31 @@ class SmokeTestFailed(ToolkitError):
         super().__init__(f"smoke test of {endpoint} failed: " + "; ".join(failures))
         self.endpoint = endpoint
         self.failures = failures
+
+
+class ApprovalRefused(ToolkitError):
+    """A decision on a promotion request is not allowed by the approval policy; nothing changed."""
+
+    def __init__(self, request_id: str, actor: str, reason: str) -> None:
+        super().__init__(f"{actor!r} may not decide on {request_id}: {reason}")
+        self.request_id = request_id
+        self.actor = actor
+        self.reason = reason
+
+
+class RequestNotFound(ConfigError):
+    """No promotion request has this id."""
+
+    def __init__(self, request_id: str, known: list[str]) -> None:
+        listing = ", ".join(known[-5:]) if known else "none"
+        super().__init__(f"no promotion request {request_id!r}; recent: {listing}")
+        self.request_id = request_id
+
+
+class PromotionFailed(ToolkitError):
+    """An approved promotion did not roll out; the environment was rolled back."""
+
+    def __init__(self, request_id: str, reason: str) -> None:
+        super().__init__(f"promotion {request_id} failed and was rolled back: {reason}")
+        self.request_id = request_id
+        self.reason = reason

@@ -239,6 +239,14 @@ class GitOpsRepo:
         specs = [self._spec(environment, path, texts[path]) for path in paths]
         return sorted(specs, key=lambda s: s.model_name)
 
+    def read_dir(self, directory: str, suffix: str = ".yaml") -> dict[str, str]:
+        """Text of every file directly in ``directory`` at the branch head, by path."""
+        _check_relpath(directory)
+        sha = self._fetched(self.branch)
+        names = self._out("ls-tree", "--name-only", sha, f"{directory.rstrip('/')}/").splitlines()
+        texts = self._cat_files(sha, [p for p in names if p.endswith(suffix)])
+        return {path: text for path, text in texts.items() if text is not None}
+
     def get(self, environment: str, model_name: str) -> DeploymentSpec | None:
         """The deployment of ``model_name`` in ``environment`` at the remote head, or None."""
         relpath = self.path_for(environment, model_name)
@@ -385,8 +393,13 @@ class GitOpsRepo:
         actor: str,
         message: str,
         trailers: Mapping[str, str] | None = None,
+        prefer_branch: bool = False,
     ) -> str:
-        """Merge ``branch`` into the main branch with a ``--no-ff`` merge commit, pushed."""
+        """Merge ``branch`` into the main branch with a ``--no-ff`` merge commit, pushed.
+
+        ``prefer_branch`` settles conflicting hunks in the branch's favour (``-X theirs``):
+        a promotion approved after another one landed still carries its own manifest.
+        """
         self._check_branch(branch)
         text = self._message(message, _merge_trailers({"Branch": branch}, actor, trailers))
         with self._locked():
@@ -402,7 +415,8 @@ class GitOpsRepo:
                 message_file.write_text(text)
                 result = self._git(
                     *_identity(actor), "merge", "-q", "--no-ff", "--no-edit",
-                    "--cleanup=whitespace", f"--file={message_file}", source, check=False,
+                    "--cleanup=whitespace", f"--file={message_file}",
+                    *(["-X", "theirs"] if prefer_branch else []), source, check=False,
                 )  # fmt: skip
                 if result.returncode != 0:
                     self._clear_pending()

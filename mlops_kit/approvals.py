@@ -1,0 +1,120 @@
+"""The approvals model: promotion requests and the policy that decides on them. Pure: no I/O.
+
+The widget, the CLI and papermill parameters all go through :func:`decide`, so one rule set
+applies however a person approves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from mlops_kit.errors import ApprovalRefused
+from mlops_kit.settings import ApprovalPolicy
+
+Status = Literal["pending", "approved", "rejected", "rolled_out", "failed"]
+DecisionKind = Literal["approve", "reject"]
+OPEN: tuple[Status, ...] = ("pending",)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One person's approval or rejection, with their comment."""
+
+    actor: str
+    kind: DecisionKind
+    comment: str = ""
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    """A request to move a model version from one environment to the next, with its evidence."""
+
+    id: str
+    model_name: str
+    from_env: str
+    to_env: str
+    candidate: str
+    current: str | None
+    requested_by: str
+    requested_at: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    status: Status = "pending"
+    decisions: tuple[Decision, ...] = ()
+    outcome: str = ""
+
+    @property
+    def approvers(self) -> list[str]:
+        """Distinct people who approved, in order."""
+        seen: list[str] = []
+        for d in self.decisions:
+            if d.kind == "approve" and d.actor not in seen:
+                seen.append(d.actor)
+        return seen
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for the request file."""
+        data = asdict(self)
+        data["decisions"] = [asdict(d) for d in self.decisions]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromotionRequest:
+        """Inverse of :meth:`to_dict`."""
+        decisions = tuple(Decision(**d) for d in data.get("decisions", ()))
+        return cls(**{**data, "decisions": decisions})
+
+    def with_status(self, status: Status, outcome: str = "") -> PromotionRequest:
+        """A copy with a new status (and why)."""
+        return replace(self, status=status, outcome=outcome or self.outcome)
+
+
+def check(
+    policy: ApprovalPolicy, request: PromotionRequest, actor: str, kind: DecisionKind
+) -> None:
+    """Raise ApprovalRefused when ``actor`` may not make this decision on ``request``."""
+    actor = actor.strip()
+    if not actor:
+        raise ApprovalRefused(request.id, actor, "an approver name is required")
+    if request.status not in OPEN:
+        raise ApprovalRefused(request.id, actor, f"the request is already {request.status}")
+    if policy.approvers and actor not in policy.approvers:
+        allowed = ", ".join(policy.approvers)
+        raise ApprovalRefused(
+            request.id, actor, f"not on the approver list for {request.to_env} ({allowed})"
+        )
+    if kind == "approve":
+        if policy.four_eyes and actor == request.requested_by:
+            raise ApprovalRefused(
+                request.id, actor, "four-eyes rule: the requester cannot approve their own request"
+            )
+        if actor in request.approvers:
+            raise ApprovalRefused(request.id, actor, "has already approved this request")
+
+
+def decide(
+    policy: ApprovalPolicy,
+    request: PromotionRequest,
+    actor: str,
+    kind: DecisionKind,
+    comment: str = "",
+) -> PromotionRequest:
+    """The request after ``actor``'s decision: still pending, approved, or rejected."""
+    check(policy, request, actor, kind)
+    if kind == "reject" and not comment.strip():
+        raise ApprovalRefused(request.id, actor, "a rejection needs a reason")
+    updated = replace(
+        request, decisions=(*request.decisions, Decision(actor.strip(), kind, comment))
+    )
+    if kind == "reject":
+        return updated.with_status("rejected", f"rejected by {actor}: {comment}")
+    if len(updated.approvers) >= policy.min_approvals:
+        return updated.with_status("approved", "approved by " + ", ".join(updated.approvers))
+    return updated
+
+
+def approvals_needed(policy: ApprovalPolicy, request: PromotionRequest) -> int:
+    """How many more distinct approvals the request needs."""
+    return max(0, policy.min_approvals - len(request.approvers))
