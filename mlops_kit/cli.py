@@ -162,6 +162,70 @@ def cmd_ci(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_request(args: argparse.Namespace) -> int:
+    from mlops_kit.promotion import Promotions
+
+    request = Promotions(_project(args)).open(
+        args.version, from_env=args.from_env, to_env=args.to_env, requested_by=args.actor
+    )
+    print(f"opened {request.id}: v{request.candidate} {request.from_env} -> {request.to_env}")
+    return 0
+
+
+def cmd_requests(args: argparse.Namespace) -> int:
+    from mlops_kit.promotion import Promotions
+
+    requests = Promotions(_project(args)).all(args.status)
+    if not requests:
+        print("no promotion requests")
+    for r in requests:
+        who = ", ".join(r.approvers) or "-"
+        print(f"{r.id}  v{r.candidate} {r.from_env}->{r.to_env}  {r.status:<10} "
+              f"by {r.requested_by}  approved by {who}  {r.outcome}")  # fmt: skip
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from mlops_kit.promotion import Promotions
+
+    promotions = Promotions(_project(args))
+    if args.command == "approve":
+        request = promotions.approve(args.request, args.actor, args.comment)
+    else:
+        request = promotions.reject(args.request, args.actor, args.comment)
+    print(f"{request.id}: {request.status}" + (f" ({request.outcome})" if request.outcome else ""))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mlops_kit.promotion import Promotions
+
+    project = _project(args)
+    sha = Promotions(project).rollback(args.environment, args.actor)
+    print(f"rolled back {args.environment} ({sha[:10]})")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from mlops_kit import audit
+
+    project = _project(args)
+    if args.at:
+        when = datetime.fromisoformat(args.at)
+        version = audit.served_at(project, args.environment, when, args.model)
+        print(f"{args.environment} served v{version} at {when.isoformat()}" if version
+              else f"{args.environment} served nothing at {when.isoformat()}")  # fmt: skip
+        return 0
+    events = audit.history(project, args.model)
+    if not events:
+        print("no deployments recorded")
+        return 0
+    print(audit.table(events).to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subparser per command."""
     parser = argparse.ArgumentParser(
@@ -206,6 +270,37 @@ def build_parser() -> argparse.ArgumentParser:
     down = add("down", help="stop local servers (all, or one environment's)")
     down.add_argument("environment", nargs="?")
     down.set_defaults(handler=cmd_down)
+    req = add("request", help="open a promotion request (default: staging's version)")
+    req.add_argument("version", nargs="?")
+    req.add_argument("--from-env", dest="from_env")
+    req.add_argument("--to-env", dest="to_env")
+    req.add_argument("--as", dest="actor", help="requester (default: $MLOPS_KIT_ACTOR or login)")
+    req.set_defaults(handler=cmd_request)
+
+    reqs = add("requests", help="list promotion requests")
+    reqs.add_argument(
+        "--status", choices=["pending", "approved", "rejected", "rolled_out", "failed"]
+    )
+    reqs.set_defaults(handler=cmd_requests)
+
+    for name, text in (("approve", "approve a promotion request"), ("reject", "reject one")):
+        dec = add(name, help=text)
+        dec.add_argument("request", help="request id (a unique prefix is enough)")
+        dec.add_argument("--as", dest="actor", required=True, help="your name")
+        dec.add_argument("--comment", "-m", default="", help="comment (required to reject)")
+        dec.set_defaults(handler=cmd_decide)
+
+    rb = add("rollback", help="step an environment back to its previous version")
+    rb.add_argument("environment")
+    rb.add_argument("--as", dest="actor")
+    rb.set_defaults(handler=cmd_rollback)
+
+    hist = add("history", help="who requested, approved and rolled out what, when")
+    hist.add_argument("model", nargs="?")
+    hist.add_argument("--at", help="ISO time with zone: which version served then")
+    hist.add_argument("--environment", default="production")
+    hist.set_defaults(handler=cmd_history)
+
     ci = add("ci", help="write a CI pipeline (github, gitlab, jenkins) into a model repo")
     ci.add_argument("provider", help="github, gitlab or jenkins")
     ci.add_argument("--repo-dir", default=".", help="the model repository (default: here)")

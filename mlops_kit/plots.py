@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from mlops_kit.approvals import PromotionRequest
     from mlops_kit.gates import GateVerdict
     from mlops_kit.training import Dataset
 
@@ -50,6 +51,29 @@ def gate_chart(verdict: GateVerdict) -> Figure:
     ax.set_xlabel(verdict.metric)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("PASSED" if verdict.passed else "FAILED")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def metric_comparison(request: PromotionRequest) -> Figure:
+    """Candidate vs the version the target environment serves, metric by metric."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    metrics = request.evidence.get("metrics", {})
+    cand = metrics.get("candidate", {})
+    cur = metrics.get("current", {})
+    names = sorted(cand)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(x - 0.2, [cand[n] for n in names], 0.4, label=f"candidate v{request.candidate}")
+    if cur:
+        ax.bar(x + 0.2, [cur.get(n, 0) for n in names], 0.4, label=f"current v{request.current}")
+    ax.set_xticks(x, names, rotation=15)
+    ax.set_ylim(max(0.0, min([*cand.values(), *cur.values(), 1.0]) - 0.1), 1.0)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"{request.from_env} candidate vs {request.to_env}")
     fig.tight_layout()
     plt.close(fig)
     return fig

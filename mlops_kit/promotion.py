@@ -202,6 +202,39 @@ class Promotions:
         found.sort(key=lambda r: (r.requested_at, r.id))
         return [r for r in found if status is None or r.status == status]
 
+    def select(self, request_id: str | None = None) -> PromotionRequest:
+        """The request named, or else the newest pending one."""
+        if request_id:
+            return self.get(request_id)
+        waiting = self.pending()
+        if not waiting:
+            raise ConfigError(
+                "no pending promotion request; run notebook 02 or `mlops-kit request`"
+            )
+        return waiting[-1]
+
+    def decide_from_parameters(
+        self,
+        request: PromotionRequest,
+        approve: bool | None,
+        approver: str = "",
+        comment: str = "",
+    ) -> PromotionRequest | None:
+        """The headless path for CI: ``approve`` True/False decides as ``approver``.
+
+        None leaves the decision to a person at the approval panel and returns None at once:
+        under papermill the notebook never waits on a widget.
+        """
+        if approve is None:
+            return None
+        if not isinstance(approve, bool):
+            from mlops_kit.errors import ParameterError
+
+            raise ParameterError("approve", f"must be True, False or None, not {approve!r}")
+        if approve:
+            return self.decide(request.id, approver, "approve", comment)
+        return self.decide(request.id, approver, "reject", comment or "rejected in CI")
+
     def pending(self) -> list[PromotionRequest]:
         """Requests waiting for a decision."""
         return self.all("pending")

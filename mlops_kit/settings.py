@@ -104,6 +104,17 @@ class ServingSettings(_Section):
     """Server flavour: prepackaged MLflow or scikit-learn runtime, custom or embedded server."""
     ready_timeout: float = Field(default=60.0, gt=0)
     """Seconds to wait for a server to become ready before the deploy fails."""
+    max_batch_size: int = Field(default=64, ge=1)
+    """Rows the local runtime predicts in one call at most when it batches concurrent requests.
+
+    Requests are validated and decoded one by one; only valid ones are batched, and a batch
+    that fails is predicted request by request. 1 turns batching off.
+    """
+    max_batch_time: float = Field(default=0.002, ge=0, le=1)
+    """Seconds a batch may wait for more requests, counted from its first one.
+
+    Only waits while other requests are in flight: a lone request is predicted at once.
+    """
 
 
 class GitOpsSettings(_Section):

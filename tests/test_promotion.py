@@ -243,10 +243,9 @@ def test_concurrent_promotions_keep_a_linear_history(env):
     assert outcomes.count("rolled_out") == 10, errors
     repo = GitOpsRepo.from_settings(project.settings)
     work = repo.root / "work"
-    merges = subprocess.run(
-        ["git", "-C", str(work), "log", "--first-parent", "--merges", "--format=%(trailers:key=Request-Id,valueonly)", "origin/main"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+    fmt = "--format=%(trailers:key=Request-Id,valueonly)"
+    log = ["git", "-C", str(work), "log", "--first-parent", "--merges", fmt, "origin/main"]
+    merges = subprocess.run(log, capture_output=True, text=True, check=True).stdout.split()
     ids = {r.id for r in Promotions(project).all() if r.requested_by.startswith("dev")}
     assert len(ids) == 10 and ids <= set(merges)
     assert not repo.list_branches("promote/")

@@ -36,7 +36,7 @@ import httpx
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import DeploymentTimeout, TargetError
 from mlops_kit.serving import RUNTIME
-from mlops_kit.settings import EnvironmentSettings, Settings
+from mlops_kit.settings import EnvironmentSettings, ServingSettings, Settings
 from mlops_kit.targets.base import DeploymentStatus, DeploymentTarget
 
 logger = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ class LocalTarget(DeploymentTarget):
         previous: ServerRecord | None,
     ) -> DeploymentStatus:
         folder = self._folder(spec.model_name)
-        _write_model_settings(folder, spec, implementation, uri)
+        _write_model_settings(folder, spec, implementation, uri, self.settings.serving)
         ports = None
         if previous is not None:
             recorded = (previous.http_port, previous.grpc_port, previous.metrics_port)
@@ -386,7 +386,7 @@ class LocalTarget(DeploymentTarget):
         folder = self._folder(spec.model_name)
         settings_path = folder / spec.model_name / MODEL_SETTINGS_FILE
         old_settings = settings_path.read_text() if settings_path.exists() else None
-        _write_model_settings(folder, spec, implementation, uri)
+        _write_model_settings(folder, spec, implementation, uri, self.settings.serving)
         load_url = f"{record.base_url}/v2/repository/models/{quote(spec.model_name, safe='')}/load"
         began = time.monotonic()
         try:
@@ -507,15 +507,19 @@ def _local_path(uri: str) -> Path:
 
 
 def _write_model_settings(
-    folder: Path, spec: DeploymentSpec, implementation: str, uri: str
+    folder: Path, spec: DeploymentSpec, implementation: str, uri: str, serving: ServingSettings
 ) -> None:
+    parameters: dict[str, object] = {"uri": uri, "version": spec.version}
+    if implementation == RUNTIME:
+        # Our runtime batches by itself, keeping bad requests out of batches; MLServer's own
+        # adaptive batching (max_batch_size at the top level) would fail a whole batch for one.
+        parameters["extra"] = {
+            "max_batch_size": serving.max_batch_size,
+            "max_batch_time": serving.max_batch_time,
+        }
     _write_json(
         folder / spec.model_name / MODEL_SETTINGS_FILE,
-        {
-            "name": spec.model_name,
-            "implementation": implementation,
-            "parameters": {"uri": uri, "version": spec.version},
-        },
+        {"name": spec.model_name, "implementation": implementation, "parameters": parameters},
     )
 
 

@@ -1,0 +1,441 @@
+"""The embedded registry served by an ``mlflow server`` on loopback: start, stop, status, reuse.
+
+The server is what makes registry webhooks possible: MLflow delivers them only from the
+``mlflow server`` process, never from a client writing to SQLite. It serves the project's own
+``sqlite:///<state_dir>/mlflow.db``; artifacts stay plain files under ``<state_dir>/artifacts``
+(``--no-serve-artifacts``), so clients on this machine read and write model files directly and
+``get_model_version_download_uri`` answers with a local path.
+
+Everything it keeps lives in ``<state_dir>/registry-server/``: ``server.json`` (pid, port,
+start time), ``server.log`` and the key that encrypts webhook secrets at rest. Starting takes
+about 5-6 s on a 2-core machine (two Python processes importing MLflow, the schema check);
+``ensure_running`` reuses a live server in milliseconds. It runs one uvicorn worker: the
+embedded registry is light, and these machines have two cores.
+
+The server runs with MLflow's webhook protections relaxed for loopback receivers
+(:data:`WEBHOOK_ENV`): ``http`` URLs and private addresses are allowed as webhook targets.
+That is right for one machine and **wrong for a shared server**, where it lets anyone who can
+create a webhook make the server call internal addresses (SSRF). A production registry keeps
+MLflow's defaults (https, public addresses only) and its receivers behind https.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import http.client
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from mlops_kit.errors import ConfigError, RegistryError
+
+if TYPE_CHECKING:
+    from mlops_kit.project import Project
+
+logger = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+SERVER_DIR = "registry-server"
+STATE_FILE = "server.json"
+LOG_FILE = "server.log"
+KEY_FILE = "webhook-secrets.key"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+WEBHOOK_ENV = {
+    # Loopback receivers speak http on 127.0.0.1: both are refused by MLflow's defaults.
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    # MLflow caches the webhook list per event (60 s by default): a webhook created a moment
+    # ago would miss the first alias moves. Listing them is one indexed query per event.
+    "MLFLOW_WEBHOOK_CACHE_TTL": "0",
+}
+"""Environment the server gets so that webhooks reach receivers on loopback (not for production)."""
+
+_SERVER_ENV = {
+    # The job runner (huey consumers) is for GenAI jobs we never submit; it costs processes.
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
+
+# Servers this process started, kept so that they are reaped (no zombies) and so that Popen
+# does not warn about a child still running when it is garbage-collected.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """A registry server this project started: where it listens and where it logs."""
+
+    pid: int
+    """Process id of ``mlflow server``; also the id of its process group."""
+    port: int
+    """TCP port on :data:`HOST`."""
+    backend_uri: str
+    """The SQLite database it serves."""
+    artifact_root: str
+    """Default artifact root of new experiments (a local ``file://`` URI)."""
+    log: str
+    """Path of the server log."""
+    started_at: float
+    """Unix time the process was started."""
+    start_seconds: float | None = None
+    """Seconds from process start to the first answer of ``GET /health``."""
+    host: str = HOST
+
+    @property
+    def url(self) -> str:
+        """Tracking and registry URI for clients."""
+        return f"http://{self.host}:{self.port}"
+
+
+def server_dir(project: Project) -> Path:
+    """Where the registry server keeps its pid file, log and key."""
+    return project.state_dir / SERVER_DIR
+
+
+def backend_uri(project: Project) -> str:
+    """The embedded registry database the server serves."""
+    return f"sqlite:///{project.state_dir / 'mlflow.db'}"
+
+
+def status(project: Project) -> ServerInfo | None:
+    """The running server, or None when none runs or it does not answer ``/health``."""
+    info = _read(project)
+    if info is None or not _group_alive(info.pid) or not _healthy(info.url):
+        return None
+    return info
+
+
+def start(project: Project, *, port: int = 0, timeout: float = START_TIMEOUT) -> ServerInfo:
+    """Start the server and block until ``GET /health`` answers; RegistryError if it does not.
+
+    ``port=0`` picks a free port. Starting while a server of this project runs is an error
+    (see :func:`ensure_running`); a stale ``server.json`` left by a dead server is replaced.
+    Nothing is left running when start fails.
+    """
+    _check_embedded(project)
+    with _locked(project):
+        return _start(project, port=port, timeout=timeout)
+
+
+def ensure_running(project: Project, *, timeout: float = START_TIMEOUT) -> str:
+    """The URL of the project's registry server, starting it unless a live one answers."""
+    _check_embedded(project)
+    with _locked(project):
+        info = _read(project)
+        if info is not None and _group_alive(info.pid):
+            if _healthy(info.url):
+                return info.url
+            logger.warning("registry server pid %s does not answer; restarting it", info.pid)
+            _terminate(info.pid, STOP_TIMEOUT)
+        return _start(project, port=0, timeout=timeout).url
+
+
+def stop(project: Project, *, timeout: float = STOP_TIMEOUT) -> bool:
+    """Stop the server with its whole process group; True if one was running.
+
+    Idempotent: stopping a stopped server does nothing. SIGTERM first, SIGKILL after
+    ``timeout`` seconds.
+    """
+    with _locked(project):
+        info = _read(project)
+        if info is None:
+            return False
+        stopped = _terminate(info.pid, timeout)
+        (server_dir(project) / STATE_FILE).unlink(missing_ok=True)
+        return stopped
+
+
+def served(project: Project, *, timeout: float = START_TIMEOUT) -> Project:
+    """The same project with its registry reached through the (started if need be) server."""
+    from mlops_kit.project import Project
+
+    url = ensure_running(project, timeout=timeout)
+    return Project(project.settings.model_copy(update={"registry_uri": url}))
+
+
+def server_env(project: Project) -> dict[str, str]:
+    """The environment the server process gets: ours plus :data:`WEBHOOK_ENV` and the key."""
+    env = dict(os.environ)
+    # mlflow.set_tracking_uri() exports these; the server has its own stores, not a client's.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(name, None)
+    env.update(WEBHOOK_ENV)
+    env.update(_SERVER_ENV)
+    # Without a fixed key MLflow encrypts webhook secrets with a key made up per process:
+    # after a restart no stored secret could be decrypted and every delivery would fail.
+    env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] = _encryption_key(project)
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return env
+
+
+def _check_embedded(project: Project) -> None:
+    uri = project.settings.registry_uri
+    if uri is None or uri == backend_uri(project):
+        return
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https") and parsed.hostname in ("127.0.0.1", "localhost", "::1"):
+        return  # a project already pointed at this server (see served())
+    raise ConfigError(
+        f"the project's registry is {parsed.scheme}://{parsed.hostname or ''}...; the registry "
+        "server serves only the embedded SQLite registry of the state directory"
+    )
+
+
+def _start(project: Project, *, port: int, timeout: float) -> ServerInfo:
+    folder = server_dir(project)
+    folder.mkdir(parents=True, exist_ok=True)
+    current = _read(project)
+    if current is not None:
+        if _group_alive(current.pid):
+            raise RegistryError(
+                f"a registry server already runs at {current.url} (pid {current.pid}); "
+                "use ensure_running() to reuse it or stop() it first"
+            )
+        (folder / STATE_FILE).unlink(missing_ok=True)
+    project.artifact_root.mkdir(parents=True, exist_ok=True)
+    attempts = 1 if port else 3
+    for attempt in range(1, attempts + 1):
+        chosen = port or _free_port()
+        try:
+            return _launch(project, chosen, timeout)
+        except _PortTaken:
+            # Another process took the free port between our probe and the server's bind.
+            if attempt == attempts:
+                raise RegistryError(f"port {chosen} on {HOST} is already in use") from None
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
+    folder = server_dir(project)
+    log_path = folder / LOG_FILE
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_uri(project),
+        "--default-artifact-root",
+        project.artifact_root.as_uri(),
+        "--no-serve-artifacts",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    with log_path.open("ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {port}\n".encode())
+        log.flush()
+        log_offset = log.tell()
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=project.state_dir,
+            env=server_env(project),
+            start_new_session=True,
+        )
+    _children[proc.pid] = proc
+    info = ServerInfo(
+        pid=proc.pid,
+        port=port,
+        backend_uri=backend_uri(project),
+        artifact_root=project.artifact_root.as_uri(),
+        log=str(log_path),
+        started_at=time.time(),
+    )
+    try:
+        _write(project, info)
+        deadline = started + timeout
+        while True:
+            if proc.poll() is not None:
+                tail = _log_tail(log_path, log_offset)
+                if "address already in use" in tail.lower():
+                    raise _PortTaken()
+                raise RegistryError(
+                    f"the registry server exited with code {proc.returncode} while starting; "
+                    f"log {log_path}:\n{tail}"
+                )
+            if _healthy(info.url, timeout=1.0):
+                break
+            if time.monotonic() > deadline:
+                raise RegistryError(
+                    f"the registry server did not answer {info.url}/health within {timeout:.0f} s; "
+                    f"log {log_path}:\n{_log_tail(log_path, log_offset)}"
+                )
+            time.sleep(0.1)
+    except BaseException:
+        _terminate(proc.pid, 5.0)
+        (folder / STATE_FILE).unlink(missing_ok=True)
+        raise
+    info = replace(info, start_seconds=round(time.monotonic() - started, 3))
+    _write(project, info)
+    logger.info(
+        "registry server ready at %s in %.1f s (pid %s)", info.url, info.start_seconds, proc.pid
+    )
+    return info
+
+
+def _read(project: Project) -> ServerInfo | None:
+    path = server_dir(project) / STATE_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return ServerInfo(**data)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        logger.warning("ignoring unreadable %s: %s", path, exc)
+        return None
+
+
+def _write(project: Project, info: ServerInfo) -> None:
+    path = server_dir(project) / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _encryption_key(project: Project) -> str:
+    path = server_dir(project) / KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()  # a Fernet key
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+@contextlib.contextmanager
+def _locked(project: Project) -> Iterator[None]:
+    """Serialize start/stop between processes (two notebooks starting the server at once)."""
+    folder = server_dir(project)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _healthy(url: str, timeout: float = 2.0) -> bool:
+    host, _, port = url.removeprefix("http://").partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def _log_tail(path: Path, offset: int, limit: int = 3000) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return text[-limit:].strip()
+
+
+# Process groups. The server runs in its own session, so its pid is also the id of the group
+# holding it and the uvicorn worker it spawns; signals go to the group.
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``; Linux reads /proc."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, 0)
+            return [pgid]
+        return []
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def _reap() -> None:
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            del _children[pid]
+
+
+def _group_alive(pgid: int) -> bool:
+    _reap()
+    return any(_is_mlflow(pid) for pid in group_members(pgid))
+
+
+def _is_mlflow(pid: int) -> bool:
+    """Guard against a recycled pid: the process must be an MLflow server."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc").is_dir()  # no /proc (macOS): trust the pid file
+    except OSError:
+        return False
+    return b"mlflow" in cmdline
+
+
+def _terminate(pgid: int, timeout: float) -> bool:
+    if not _group_alive(pgid):
+        return False
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            _reap()
+            if not group_members(pgid):
+                return True
+            time.sleep(0.05)
+        if sig == signal.SIGTERM:
+            logger.warning("registry server group %s ignored SIGTERM; killing it", pgid)
+    raise RegistryError(f"could not stop the registry server (process group {pgid})")
