@@ -226,6 +226,34 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_follow(args: argparse.Namespace) -> int:
+    import threading
+    import time
+
+    from mlops_kit.controller import follow
+
+    project = _project(args)
+    if args.server:
+        from mlops_kit.registry_server import served
+
+        project = served(project)
+    stop = threading.Event()
+    if args.max_seconds:
+        threading.Timer(args.max_seconds, stop.set).start()
+
+    def show(event: Any, result: Any) -> None:
+        lag = time.time() - event.received_at.timestamp()
+        print(f"{event.alias} -> v{event.version} ({event.source}): "
+              f"{result.sync.summary()} [+{lag:.2f}s]", flush=True)  # fmt: skip
+
+    print(f"following alias {args.environment!r} (Ctrl-C to stop)", flush=True)
+    try:
+        follow(project, args.environment, stop=stop, interval=args.interval, on_deploy=show)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subparser per command."""
     parser = argparse.ArgumentParser(
@@ -300,6 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--at", help="ISO time with zone: which version served then")
     hist.add_argument("--environment", default="production")
     hist.set_defaults(handler=cmd_history)
+
+    fol = add("follow", help="deploy whenever an environment's registry alias moves")
+    fol.add_argument("environment", nargs="?", default="staging")
+    fol.add_argument(
+        "--server",
+        action="store_true",
+        help="use (start) the local mlflow server, for webhooks instead of polling",
+    )
+    fol.add_argument("--interval", type=float, default=1.0, help="poll interval (no webhooks)")
+    fol.add_argument("--max-seconds", type=float, default=None)
+    fol.set_defaults(handler=cmd_follow)
 
     ci = add("ci", help="write a CI pipeline (github, gitlab, jenkins) into a model repo")
     ci.add_argument("provider", help="github, gitlab or jenkins")

@@ -54,15 +54,23 @@ class Project:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return self.state_dir
 
-    @cached_property
+    @property
     def client(self) -> MlflowClient:
-        """An MLflow client on this project's registry; also points the fluent API at it."""
-        import mlflow
-        from mlflow import MlflowClient
+        """An MLflow client on this project's registry; also points the fluent API at it.
 
-        # MLflow warns when its old file store is the default; the SQLite store needs no opt-in.
+        The fluent API (``mlflow.start_run``) is process-global, so it is re-pointed on every
+        use: two projects in one process each log to their own registry.
+        """
+        import mlflow
+
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
+        return self._client
+
+    @cached_property
+    def _client(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self) -> str:

@@ -17,7 +17,7 @@ import fcntl
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,6 +234,22 @@ class Promotions:
         if approve:
             return self.decide(request.id, approver, "approve", comment)
         return self.decide(request.id, approver, "reject", comment or "rejected in CI")
+
+    def attach_evidence(
+        self, key: str, value: Any, *, request_id: str | None = None, actor: str | None = None
+    ) -> PromotionRequest | None:
+        """Add evidence (e.g. a load-test verdict) to a pending request; None if none is pending.
+
+        Without ``request_id`` it goes to the newest pending request.
+        """
+        with promotion_lock(self.project):
+            waiting = [self.get(request_id)] if request_id else self.pending()
+            if not waiting or waiting[-1].status != "pending":
+                return None
+            request = waiting[-1]
+            updated = replace(request, evidence={**request.evidence, key: value})
+            self._save(updated, actor or current_actor(), f"Add {key} evidence to {request.id}")
+            return updated
 
     def pending(self) -> list[PromotionRequest]:
         """Requests waiting for a decision."""
