@@ -23,8 +23,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed-demo
 
 ## demo: run the whole pipeline on the embedded default (state in .mlops/, reports in build/)
+# alice requests the promotion, bob approves it headlessly (four-eyes holds).
 demo: $(VENV)/.installed-demo
-	$(BIN)/mlops-kit run --config examples/mlops.yaml
+	MLOPS_KIT_ACTOR=alice $(BIN)/mlops-kit run --config examples/mlops.yaml \
+		-p approve=true -p approver=bob -p comment="approved by make demo"
 
 ## test: run every test
 test: $(VENV)/.installed-test

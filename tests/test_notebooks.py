@@ -45,23 +45,49 @@ def servers(tmp_path):
 
 def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, servers):
     from mlops_kit.project import Project
+    from mlops_kit.promotion import Promotions
     from mlops_kit.registry import Registry
+    from mlops_kit.targets import for_environment
 
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
-    names = [str(p) for p in ALL if p.name[:2] in {"01", "02"}]
-    runs = runner.run_notebooks(
-        names, {"n_estimators": 20}, output_dir=tmp_path / "build", progress_bar=False
-    )
+    monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
+    names = [str(p) for p in ALL if p.name[:2] in {"01", "02", "03"}]
+    params = {"n_estimators": 20, "approve": True, "approver": "bob"}
+    runs = runner.run_notebooks(names, params, output_dir=tmp_path / "build", progress_bar=False)
     assert [r.output.name for r in runs] == [p.rsplit("/", 1)[-1] for p in names]
     assert all(r.html.is_file() for r in runs)
-    runner.run_notebooks(
-        names[1:], {"n_estimators": 20}, output_dir=tmp_path / "build2", progress_bar=False
-    )
-    registry = Registry(Project.load(state_dir=tmp_path / "state"))
+    runner.run_notebooks(names[1:], params, output_dir=tmp_path / "build2", progress_bar=False)
+    project = Project.load(state_dir=tmp_path / "state")
+    registry = Registry(project)
     second = registry.get(2)
-    assert second.aliases == ("staging",)
+    assert set(second.aliases) == {"staging", "production"}
     assert second.tags["mlops.gate.champion"] == "1"
     assert second.tags["mlops.smoke.staging"] == "passed"
+    assert second.tags["mlops.smoke.production"] == "passed"
+    statuses = [r.status for r in Promotions(project).all()]
+    assert statuses == ["rolled_out", "rolled_out"]
+    assert for_environment(project.settings, "production").status(project.model_name).version == "2"
+
+
+def test_notebook_03_does_not_wait_without_a_decision(tmp_path, monkeypatch, servers):
+    from mlops_kit.project import Project
+    from mlops_kit.promotion import Promotions
+
+    monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
+    names = [str(p) for p in ALL if p.name[:2] in {"01", "02", "03"}]
+    runner.run_notebooks(names, {"n_estimators": 5}, output_dir=tmp_path / "b", progress_bar=False)
+    assert [r.status for r in Promotions(Project.load(state_dir=tmp_path / "state")).all()] == [
+        "pending"
+    ]
+    # Approving your own request is refused: the notebook fails naming the rule.
+    with pytest.raises(runner.NotebookFailed, match="four-eyes"):
+        runner.run_notebooks(
+            names[2:],
+            {"approve": True, "approver": "alice"},
+            output_dir=tmp_path / "c",
+            progress_bar=False,
+        )
 
 
 def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch, servers):
