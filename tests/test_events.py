@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import os
 import socket
 import statistics
 import time
@@ -27,6 +25,7 @@ from mlops_kit.events import (
     verify_signature,
 )
 from mlops_kit.project import Project
+from tests.conftest import mlflow_globals_restored
 
 pytestmark = pytest.mark.slow
 
@@ -311,22 +310,3 @@ def test_poll_source_sees_moves_made_directly_on_sqlite(tmp_path: Path) -> None:
     )
     assert max(latencies) < interval + 1.0
     assert list(source.events(timeout=0.1)) == []  # closed: returns at once
-
-
-@contextlib.contextmanager
-def mlflow_globals_restored():
-    """Project.client points MLflow's global URIs (and their env vars) at our server: undo it."""
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    try:
-        yield
-    finally:
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
-        for key, value in env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

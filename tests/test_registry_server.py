@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from mlops_kit import registry_server
 from mlops_kit.errors import RegistryError
 from mlops_kit.project import Project
+from tests.conftest import mlflow_globals_restored
 
 pytestmark = pytest.mark.slow
 
@@ -155,22 +155,3 @@ def _processes_mentioning(text: str) -> list[int]:
             if text.encode() in cmdline and not _zombie(int(entry.name)):
                 found.append(int(entry.name))
     return found
-
-
-@contextlib.contextmanager
-def mlflow_globals_restored():
-    """Project.client points MLflow's global URIs (and their env vars) at our server: undo it."""
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    try:
-        yield
-    finally:
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
-        for key, value in env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
