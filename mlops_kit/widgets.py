@@ -73,8 +73,14 @@ class ApprovalPanel:
         self.outcome = w.HTML()
         self.approve_button.on_click(lambda _: self.decide("approve"))
         self.reject_button.on_click(lambda _: self.decide("reject"))
-        for widget in (self.approver, self.comment, self.approve_button, self.reject_button):
+        for widget, role in (
+            (self.approver, "mlops-approver"),
+            (self.comment, "mlops-comment"),
+            (self.approve_button, "mlops-approve"),
+            (self.reject_button, "mlops-reject"),
+        ):
             widget.add_class("mlops-approval")
+            widget.add_class(role)  # stable hooks for tests and user CSS
         self.widget = w.VBox(
             [
                 self.evidence,
@@ -84,6 +90,7 @@ class ApprovalPanel:
                 self.outcome,
             ]
         )
+        self.widget.add_class("mlops-approval-panel")
 
     def decide(self, kind: str) -> None:
         """Button handler: record the decision and show what happened."""
