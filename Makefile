@@ -23,10 +23,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed-demo
 
 ## demo: run the whole pipeline on the embedded default (state in .mlops/, reports in build/)
-# alice requests the promotion, bob approves it headlessly (four-eyes holds).
+# Staging is load-tested before the review (the verdict joins the request's evidence); alice
+# requests the promotion, bob approves it headlessly (four-eyes holds); production is
+# load-tested after the rollout.
 demo: $(VENV)/.installed-demo
-	MLOPS_KIT_ACTOR=alice $(BIN)/mlops-kit run --config examples/mlops.yaml \
+	MLOPS_KIT_ACTOR=alice $(BIN)/mlops-kit run --config examples/mlops.yaml 01 02 04 03 \
 		-p approve=true -p approver=bob -p comment="approved by make demo"
+	$(BIN)/mlops-kit run --config examples/mlops.yaml 04 -p environment=production \
+		-o build/notebooks/production
 
 ## test: run every test
 test: $(VENV)/.installed-test

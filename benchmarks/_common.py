@@ -108,9 +108,20 @@ def train_model(state_dir: Path):
     return project, result.version, Registry(project).local_path(result.version), data
 
 
+def _field(pattern: str, out: str) -> str:
+    """The first group of ``pattern`` (multiline) in wrk's output."""
+    match = re.search(pattern, out, re.M)
+    if match is None:
+        raise RuntimeError(f"no {pattern!r} in wrk's output:\n{out}")
+    return match.group(1)
+
+
 def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if match is None:
+        raise ValueError(f"cannot read wrk's latency {text!r}")
+    value, unit = match.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}[unit]
 
 
 def wrk(
@@ -157,10 +168,11 @@ def wrk(
         timeout=seconds + 60,
         check=True,
     ).stdout
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    requests = int(_field(r"(\d+) requests in", out))
+    rps = float(_field(r"Requests/sec:\s+([\d.]+)", out))
+    # Anchored to whole lines: the thread stats above also end in percentages ("76.50%").
+    p50 = _ms(_field(r"^\s*50%\s+(\S+)\s*$", out))
+    p99 = _ms(_field(r"^\s*99%\s+(\S+)\s*$", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out

@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/serving.py [--seconds 10] [--connections 50]
 
-Each server gets the same single-row request from wrk (its native format: V2 JSON for the two
-MLServer-based ones, ``dataframe_split`` for MLflow's server), one after the other, on loopback.
-Prints req/s, p50, p99 and errors of each and the ratios of ours to the other two.
+Each server gets the same single-row request from wrk (its native format: V2 JSON for the
+MLServer-based ones, ``dataframe_split`` for MLflow's server), one after the other, on loopback:
+ours as configured (micro-batching on), ours with batching off, stock MLServer, MLflow's
+server. Prints req/s, p50, p99 and errors of each and the ratios of ours to the last two.
 """
 
 from __future__ import annotations
@@ -66,22 +67,30 @@ def main() -> None:
         name = project.model_name
         results = []
 
-        target = for_environment(project.settings, "staging")
-        target.apply(spec_for(project, "staging", version))
-        try:
-            url = target.endpoint(name) + "/infer"
-            results.append(
-                wrk(
-                    "mlops-kit staging",
-                    url,
-                    v2_body,
-                    seconds=args.seconds,
-                    connections=args.connections,
-                    tmp=tmp,
+        # Ours as configured, then ours with batching off (another environment, same model).
+        serving = project.settings.serving
+        unbatched = project.settings.model_copy(
+            update={"serving": serving.model_copy(update={"max_batch_size": 1})}
+        )
+        for label, settings, environment in (
+            (f"mlops-kit (batch {serving.max_batch_size})", project.settings, "staging"),
+            ("mlops-kit, batching off", unbatched, "production"),
+        ):
+            target = for_environment(settings, environment)
+            target.apply(spec_for(project, environment, version))
+            try:
+                results.append(
+                    wrk(
+                        label,
+                        target.endpoint(name) + "/infer",
+                        v2_body,
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        tmp=tmp,
+                    )
                 )
-            )
-        finally:
-            target.delete(name)
+            finally:
+                target.delete(name)
 
         port = free_port()
         folder = stock_mlserver_dir(tmp, model_path, name, port)
@@ -143,7 +152,7 @@ def main() -> None:
     print(HEADER)
     for r in results:
         print(r.row())
-    ours, stock, mlflow_serve = results
+    ours, _, stock, mlflow_serve = results
     print(f"\nours / stock MLServer       req/s ratio: {ours.rps / stock.rps:.2f}x")
     print(f"ours / mlflow models serve  req/s ratio: {ours.rps / mlflow_serve.rps:.2f}x")
     print(f"p99 ours {ours.p99_ms:.1f} ms (target <= 100 ms)")

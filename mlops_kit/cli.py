@@ -254,6 +254,57 @@ def cmd_follow(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    from mlops_kit import loadtest
+
+    project = _project(args)
+    slo = loadtest.slo_from(
+        project.settings, p99_ms=args.p99_ms, max_error_rate=args.max_error_rate,
+        min_rps=args.min_rps,
+    )  # fmt: skip
+    run = loadtest.load_test(
+        project, args.environment, users=args.users, spawn_rate=args.spawn_rate,
+        duration_s=args.duration, rate=args.rate, progress=not args.quiet,
+    )  # fmt: skip
+    verdict = loadtest.evaluate(run, slo)
+    if not args.no_record:
+        loadtest.record(project, run, verdict)
+    print(run.comparison().to_string())
+    print(verdict.summary())
+    loadtest.enforce(verdict, args.fail_on_slo)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from mlops_kit.monitoring import FLAVOURS, write_dashboard
+
+    for path in write_dashboard(args.output_dir, args.metrics or FLAVOURS).values():
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from mlops_kit import environments
+
+    project = environments.load_project(args.config, args.target)
+    report = environments.setup(project, args.target, apply_argocd=args.apply_argocd)
+    for check in report.checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    report.raise_for_failure()
+    return 0
+
+
+def cmd_build_context(args: argparse.Namespace) -> int:
+    from mlops_kit import build_context
+
+    ctx = build_context.for_version(
+        _project(args), args.version, args.flavour, dest=args.output, image=args.image,
+        source_dir=args.source_dir,
+    )  # fmt: skip
+    print(f"wrote {ctx.path} ({len(ctx.files)} files)\n" + " ".join(ctx.build_command()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subparser per command."""
     parser = argparse.ArgumentParser(
@@ -339,6 +390,38 @@ def build_parser() -> argparse.ArgumentParser:
     fol.add_argument("--interval", type=float, default=1.0, help="poll interval (no webhooks)")
     fol.add_argument("--max-seconds", type=float, default=None)
     fol.set_defaults(handler=cmd_follow)
+
+    lt = add("loadtest", help="load-test an environment and judge it against the SLO")
+    lt.add_argument("environment", nargs="?", default="staging")
+    lt.add_argument("--users", type=int, default=10, help="simulated users (default 10)")
+    lt.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second")
+    lt.add_argument("--duration", type=float, default=5.0, help="seconds of load (default 5)")
+    lt.add_argument("--rate", type=float, help="pace to this many requests/s in all")
+    lt.add_argument("--p99-ms", type=float, help="SLO: p99 latency at most (ms)")
+    lt.add_argument("--max-error-rate", type=float, help="SLO: share of failures at most")
+    lt.add_argument("--min-rps", type=float, help="SLO: requests per second at least")
+    lt.add_argument("--fail-on-slo", action="store_true", help="exit 1 if the SLO is missed")
+    lt.add_argument("--no-record", action="store_true", help="neither tag nor attach evidence")
+    lt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    lt.set_defaults(handler=cmd_loadtest)
+
+    dash = add("dashboard", help="write the Grafana dashboard and its PromQL for clusters")
+    dash.add_argument("-o", "--output-dir", default="build/monitoring")
+    dash.add_argument("--metrics", nargs="+", choices=["mlserver", "seldon-v1", "seldon-v2"])
+    dash.set_defaults(handler=cmd_dashboard)
+
+    st = add("setup", help="create and check the environments (notebook 01)")
+    st.add_argument("--target", choices=["local", "kubernetes", "sagemaker"])
+    st.add_argument("--apply-argocd", action="store_true", help="apply Argo CD Applications")
+    st.set_defaults(handler=cmd_setup)
+
+    bc = add("build-context", help="write a Docker build context (custom / embedded flavour)")
+    bc.add_argument("version")
+    bc.add_argument("--flavour", choices=["custom", "embedded"], default="embedded")
+    bc.add_argument("--image")
+    bc.add_argument("--output")
+    bc.add_argument("--source-dir")
+    bc.set_defaults(handler=cmd_build_context)
 
     ci = add("ci", help="write a CI pipeline (github, gitlab, jenkins) into a model repo")
     ci.add_argument("provider", help="github, gitlab or jenkins")

@@ -77,3 +77,116 @@ def metric_comparison(request: PromotionRequest) -> Figure:
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+# -- load tests ----------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from mlops_kit.loadtest import LoadTestResult, LoadTestRun, Slo
+
+_PERCENTILE_COLOURS = {"p50": "#0969da", "p90": "#8250df", "p95": "#bf8700", "p99": "#cf222e"}
+
+
+def load_latency(result: LoadTestResult, slo: Slo | None = None) -> Figure:
+    """Latency percentiles of successful requests, second by second, with the p99 objective."""
+    import matplotlib.pyplot as plt
+
+    frame = result.timeline_frame()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for name, colour in _PERCENTILE_COLOURS.items():
+        ax.plot(frame["second"], frame[f"{name}_ms"], marker=".", color=colour, label=name)
+    ax.plot(frame["second"], frame["max_ms"], color="#6e7781", linestyle=":", label="max")
+    if slo is not None:
+        ax.axhline(slo.p99_ms, color="black", linestyle="--", label=f"p99 SLO {slo.p99_ms:g} ms")
+    ax.set_xlabel("second of the run")
+    ax.set_ylabel("latency (ms)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper left", ncol=3)
+    overall = result.latency_ms
+    p50, p99 = overall.get("p50"), overall.get("p99")
+    shown = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms" if p50 is not None and p99 is not None else ""
+    ax.set_title(f"Latency over time ({shown})" if shown else "Latency over time: no successes")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def load_throughput(result: LoadTestResult, slo: Slo | None = None) -> Figure:
+    """Completed requests per second (bars) and running users (line) over the run."""
+    import matplotlib.pyplot as plt
+
+    frame = result.timeline_frame()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ok = frame["rps"] * (1 - frame["errors"] / frame["requests"].where(frame["requests"] > 0, 1))
+    ax.bar(frame["second"], ok, color="#1a7f37", label="successful req/s")
+    ax.bar(frame["second"], frame["rps"] - ok, bottom=ok, color="#cf222e", label="failed req/s")
+    if slo is not None and slo.min_rps > 0:
+        ax.axhline(slo.min_rps, color="black", linestyle="--", label=f"min {slo.min_rps:g} req/s")
+    ax.set_xlabel("second of the run")
+    ax.set_ylabel("requests / s")
+    users = ax.twinx()
+    users.step(frame["second"], frame["users"], where="mid", color="#6e7781", label="users")
+    users.set_ylabel("users")
+    users.set_ylim(0, max(int(frame["users"].max()), 1) * 1.35)
+    ax.set_ylim(0, max(float(frame["rps"].max()), slo.min_rps if slo else 0.0, 1.0) * 1.35)
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = users.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, fontsize=8, loc="upper left", ncol=4)
+    ax.set_title(f"Throughput over time ({result.rps:.0f} req/s overall)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def load_errors(result: LoadTestResult) -> Figure:
+    """Failed requests per second, stacked by HTTP status or by error when no answer came."""
+    import matplotlib.pyplot as plt
+
+    frame = result.timeline_frame()
+    columns = [c for c in frame.columns if c.startswith("status_")]
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    bottom = None
+    for column in columns:
+        values = frame[column].astype(float)
+        ax.bar(frame["second"], values, bottom=bottom, label=column.removeprefix("status_"))
+        bottom = values if bottom is None else bottom + values
+    ax.set_xlabel("second of the run")
+    ax.set_ylabel("failed requests")
+    ax.set_xlim(-0.6, max(len(frame) - 0.4, 0.6))
+    if columns:
+        ax.legend(fontsize=8, loc="upper left", title="status", title_fontsize=8)
+        ax.set_title(f"Errors over time ({result.failures} of {result.requests} requests)")
+    else:
+        ax.set_ylim(0, 1)
+        ax.text(0.5, 0.5, "no errors", transform=ax.transAxes, ha="center", va="center")
+        ax.set_title(f"Errors over time (none in {result.requests} requests)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def server_comparison(run: LoadTestRun) -> Figure:
+    """Latency as the client measured it beside what the server's own metrics say."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = ["mean", "p50", "p90", "p99"]
+    client = [run.result.latency_ms.get(n) or 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, client, 0.4, label=f"client ({run.result.requests} requests)")
+    if run.server is not None:
+        s = run.server
+        server = [s.mean_ms, s.p50_ms, s.p90_ms, s.p99_ms]
+        ax.bar(x + 0.2, [v or 0.0 for v in server], 0.4, label=f"server ({s.requests} requests)")
+        if s.model_mean_ms is not None:
+            ax.axhline(s.model_mean_ms, color="#6e7781", linestyle=":", label="mean in model")
+        ax.set_title("Client vs server latency (server quantiles from histogram buckets)")
+    else:
+        ax.set_title(f"Client latency (no server metrics: {run.server_note})"[:80])
+    ax.set_xticks(x, names)
+    ax.set_ylabel("ms")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

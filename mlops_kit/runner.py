@@ -15,7 +15,13 @@ from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, Toolki
 from mlops_kit.training import PIPELINE_RUN_ENV
 
 # Errors raised in a kernel whose cause is the input, not the pipeline: the CLI exits 2.
-USAGE_ERRORS = {"ParameterError", "ConfigError", "MissingDependencyError", "TargetNotFound"}
+USAGE_ERRORS = {
+    "ParameterError",
+    "ConfigError",
+    "MissingDependencyError",
+    "TargetNotFound",
+    "RemoteLoadRefused",
+}
 
 
 @dataclass(frozen=True)
@@ -154,12 +160,15 @@ def render_html(notebook: Path) -> Path:
     """Render an executed notebook to a self-contained HTML file beside it."""
     import nbformat
     from nbconvert import HTMLExporter
+    from traitlets.config import Config
 
     if not notebook.is_file():
         return notebook.with_suffix(".html")
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
-        nbformat.read(notebook, as_version=4)
+    # Coalesced streams show a progress bar as its final line, not one line per refresh.
+    exporter = HTMLExporter(
+        template_name="lab", config=Config({"CoalesceStreamsPreprocessor": {"enabled": True}})
     )
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html

@@ -17,6 +17,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
@@ -63,6 +64,8 @@ class EnvironmentSettings(_Section):
     """Kubernetes namespace (defaults to ``<project>-<name>``)."""
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     """Approval policy for promotions into this environment."""
+    context: str | None = None
+    """kubeconfig context of this environment's cluster; None: kubernetes.context."""
 
 
 class GateSettings(_Section):
@@ -108,13 +111,68 @@ class ServingSettings(_Section):
     """Rows the local runtime predicts in one call at most when it batches concurrent requests.
 
     Requests are validated and decoded one by one; only valid ones are batched, and a batch
-    that fails is predicted request by request. 1 turns batching off.
+    that fails is predicted request by request. Batching assumes the model answers each row
+    independently of the other rows in the call (scikit-learn estimators do); 1 turns it off.
     """
     max_batch_time: float = Field(default=0.002, ge=0, le=1)
     """Seconds a batch may wait for more requests, counted from its first one.
 
     Only waits while other requests are in flight: a lone request is predicted at once.
     """
+    seldon_python: Path | None = None
+    """Interpreter of an environment with seldon-core, for the ``custom`` flavour.
+
+    None: ``<state_dir>/envs/seldon/bin/python``, which ``mlops-kit seldon-env`` creates.
+    seldon-core pins ``numpy<2``, so it never shares the toolkit's own environment.
+    """
+    custom_class: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$"
+    )
+    """``module:Class`` of the user's model class, for custom-flavour deployments that name none."""
+    custom_code_dir: Path = Path(".")
+    """Directory holding the custom class's module: the server's working directory and path."""
+
+
+class KubernetesSettings(_Section):
+    """How the Kubernetes target reaches the cluster and the endpoints."""
+
+    kubeconfig: Path | None = None
+    """kubeconfig file; None: $KUBECONFIG, else ~/.kube/config, else in-cluster."""
+    context: str | None = None
+    """kubeconfig context; None: the file's current context."""
+    ingress_url: str | None = None
+    """Base URL of the Istio / Ambassador gateway endpoints are reached through."""
+    ingress_path: str | None = None
+    """Endpoint path template ({namespace}, {name}, {model}); None: per manifest format."""
+    argocd_namespace: Name = "argocd"
+    """Namespace Argo CD and its Applications live in."""
+    ready_timeout: float | None = Field(default=None, gt=0)
+    """Seconds to wait for a rollout; None: serving.ready_timeout."""
+    poll_interval: float = Field(default=1.0, gt=0, le=60)
+    """Seconds between two looks at a deployment's status."""
+    request_timeout: float = Field(default=30.0, gt=0)
+    """Seconds any single API request may take."""
+
+
+class LoadTestSettings(_Section):
+    """Bounds every load test stays within, and the objectives it is judged against."""
+
+    p99_ms: float = Field(default=250.0, gt=0)
+    """99th percentile latency of successful requests, at most, in milliseconds."""
+    max_error_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Share of requests that fail (non-2xx or no answer), at most."""
+    min_rps: float = Field(default=10.0, ge=0.0)
+    """Completed requests per second, at least."""
+    max_users: int = Field(default=100, ge=1, le=10_000)
+    """Simulated users one load test may run, at most."""
+    max_duration_s: float = Field(default=300.0, gt=0, le=3600)
+    """Seconds of load, at most."""
+    max_requests: int = Field(default=500_000, ge=1, le=10_000_000)
+    """Requests one load test may send in all, at most."""
+    request_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """Seconds a request may take before it counts as an error."""
+    allow_remote: bool = False
+    """Allow load tests against hosts other than loopback — only systems you may load."""
 
 
 class GitOpsSettings(_Section):
@@ -158,6 +216,10 @@ class Settings(BaseSettings):
     """Local serving options."""
     gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
     """GitOps repository location."""
+    load_test: LoadTestSettings = Field(default_factory=LoadTestSettings)
+    """Load-test bounds and service-level objectives."""
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    """The Kubernetes target's cluster and ingress."""
 
     @field_validator("environments")
     @classmethod
@@ -247,6 +309,8 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
     except ValidationError as exc:
         source = str(path) if path else "settings"
         raise ConfigError(describe_validation_error(exc, source)) from None
+    except SettingsError as exc:  # e.g. a variable holding invalid JSON
+        raise ConfigError(f"invalid settings: {exc}") from None
     finally:
         _config_path.reset(token)
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from mlops_kit.errors import SmokeTestFailed, ToolkitError
 from mlops_kit.targets.base import DeploymentStatus
-from mlops_kit.v2 import decode_outputs, encode_dataframe, error_message, infer_url
+from mlops_kit.v2 import Protocol, protocol_for
 
 __all__ = ["SmokeResult", "examples_from_model", "smoke_test"]
 
@@ -36,7 +36,7 @@ class SmokeResult:
     """What a smoke test saw; ``passed`` is True only when ``failures`` is empty."""
 
     endpoint: str
-    """The ``.../infer`` URL that was tested."""
+    """The URL that was tested: ``.../infer`` (V2) or ``.../api/v1.0/predictions`` (Seldon)."""
     passed: bool
     n_requests: int
     """Requests sent (a failed connection counts)."""
@@ -79,8 +79,8 @@ def smoke_test(
     """Send ``examples`` to the endpoint and compare the answers with ``expected``.
 
     One request carries every example, then up to ``single_rows`` requests carry one row each.
-    ``endpoint`` is a server root, a model endpoint (``.../v2/models/NAME``) or a
-    :class:`DeploymentStatus`. ``expected`` holds the registered model's local predictions
+    ``endpoint`` is a server root, a model endpoint (``.../v2/models/NAME``), a Seldon-protocol
+    endpoint (``.../api/v1.0/predictions``, a custom server) or a :class:`DeploymentStatus`. ``expected`` holds the registered model's local predictions
     (see :func:`examples_from_model`). When the endpoint cannot be reached the test stops at
     the first request. Raises :class:`~mlops_kit.errors.SmokeTestFailed` listing every
     failure, unless ``raise_on_failure`` is False.
@@ -94,7 +94,8 @@ def smoke_test(
         raise ValueError(f"{len(examples)} examples but {len(want)} expected predictions")
     if len(examples) == 0:
         raise ValueError("a smoke test needs at least one example")
-    url = infer_url(endpoint, model_name)
+    protocol = protocol_for(endpoint)
+    url = protocol.url(endpoint, model_name)
     requests = [(f"batch of {len(examples)} rows", examples, want)]
     requests += [
         (f"row {i}", examples.iloc[i : i + 1], want[i : i + 1])
@@ -109,7 +110,7 @@ def smoke_test(
             sent += 1
             began = time.perf_counter()
             try:
-                response = client.post(url, json=encode_dataframe(frame))
+                response = client.post(url, json=protocol.encode(frame))
             except httpx.ConnectError as exc:
                 failures.append(f"{label}: cannot connect to {url} ({exc})")
                 break
@@ -120,7 +121,7 @@ def smoke_test(
                 failures.append(f"{label}: request to {url} failed ({type(exc).__name__}: {exc})")
                 break
             latencies.append((time.perf_counter() - began) * 1000.0)
-            failure = _check_answer(response, model_name, wanted, versions)
+            failure = _check_answer(response, protocol, model_name, wanted, versions)
             if failure:
                 failures.append(f"{label}: {failure}")
     served = None
@@ -145,18 +146,23 @@ def smoke_test(
 
 
 def _check_answer(
-    response: httpx.Response, model_name: str, wanted: np.ndarray, versions: list[str | None]
+    response: httpx.Response,
+    protocol: Protocol,
+    model_name: str,
+    wanted: np.ndarray,
+    versions: list[str | None],
 ) -> str | None:
     if response.status_code != 200:
-        return f"HTTP {response.status_code}: {error_message(response)}"
+        return f"HTTP {response.status_code}: {protocol.error(response)}"
     try:
         body = response.json()
-        got = _flat(decode_outputs(body))
-    except (ValueError, KeyError, TypeError) as exc:
+        got = _flat(protocol.decode(body))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"unreadable answer ({exc}): {response.text[:200]!r}"
-    versions.append(body.get("model_version"))
-    if body.get("model_name") not in (None, model_name):
-        return f"answered by model {body.get('model_name')!r}, not {model_name!r}"
+    versions.append(protocol.version(body))
+    answered_by = protocol.model_name(body)
+    if answered_by not in (None, model_name):
+        return f"answered by model {answered_by!r}, not {model_name!r}"
     if len(got) != len(wanted):
         return f"{len(got)} predictions for {len(wanted)} rows"
     wrong = np.flatnonzero(~_same(got, wanted))

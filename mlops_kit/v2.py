@@ -2,11 +2,17 @@
 
 Requests follow MLServer's pandas codec: one input per column, shape ``[n, 1]``, the request
 marked ``"content_type": "pd"``. Plain JSON only (MLServer has no binary tensor extension).
+
+Custom-flavour servers (seldon-core's wrapper) speak the Seldon protocol instead;
+:func:`protocol_for` picks the :class:`Protocol` from an endpoint URL, so clients such as the
+smoke test serve both.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,9 +20,13 @@ import numpy as np
 import pandas as pd
 
 from mlops_kit.errors import ToolkitError
+from mlops_kit.serving import seldon
 
 __all__ = [
     "InferenceFailed",
+    "Protocol",
+    "SELDON",
+    "V2",
     "datatype_of",
     "decode_outputs",
     "encode_dataframe",
@@ -24,6 +34,7 @@ __all__ = [
     "infer",
     "infer_response",
     "infer_url",
+    "protocol_for",
 ]
 
 _NUMPY_DTYPES = {
@@ -198,3 +209,57 @@ def error_message(response: httpx.Response) -> str:
         if "detail" in body:
             return str(body["detail"])[:500]
     return str(body)[:500]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How to talk to one kind of inference endpoint: URL, request body, answer."""
+
+    name: str
+    url: Callable[[str, str], str]
+    """``(endpoint, model_name)`` to the URL predictions are POSTed to."""
+    encode: Callable[[pd.DataFrame], dict[str, Any]]
+    """A request body for the rows of a DataFrame."""
+    decode: Callable[[dict[str, Any]], np.ndarray]
+    """The predictions in an answer, one per row."""
+    version: Callable[[dict[str, Any]], str | None]
+    """The model version an answer reports, if any."""
+    model_name: Callable[[dict[str, Any]], str | None]
+    """The model name an answer reports, if any."""
+    error: Callable[[httpx.Response], str]
+    """The error text of an error answer."""
+
+
+def _seldon_error(response: httpx.Response) -> str:
+    try:
+        return seldon.error_message(response.json())
+    except ValueError:
+        return response.text[:500]
+
+
+V2 = Protocol(
+    name="v2",
+    url=infer_url,
+    encode=encode_dataframe,
+    decode=decode_outputs,
+    version=lambda body: body.get("model_version"),
+    model_name=lambda body: body.get("model_name"),
+    error=error_message,
+)
+"""Open Inference Protocol (MLServer, Seldon Core v2, KServe)."""
+
+SELDON = Protocol(
+    name="seldon",
+    url=lambda url, _name: url.rstrip("/"),
+    encode=seldon.encode_dataframe,
+    decode=seldon.decode_predictions,
+    version=seldon.served_version,
+    model_name=lambda _body: None,
+    error=_seldon_error,
+)
+"""The Seldon protocol of seldon-core's Python wrapper (``/api/v1.0/predictions``)."""
+
+
+def protocol_for(url: str) -> Protocol:
+    """:data:`SELDON` for a ``.../api/v1.0/predictions`` endpoint, else :data:`V2`."""
+    return SELDON if seldon.is_seldon_url(url) else V2

@@ -26,8 +26,8 @@ from mlops_kit.settings import EnvironmentSettings, Settings
 from mlops_kit.targets.base import DeploymentStatus
 from mlops_kit.targets.local import SERVER_FILE, LocalTarget, ServerRecord, stop_all
 
-ENVIRONMENTS = ("staging", "production", "lifecycle", "flavours")
-SERVER_FIXTURES = {"staging_server", "local_target", "lifecycle"}
+ENVIRONMENTS = ("staging", "production", "lifecycle", "flavours", "batching")
+SERVER_FIXTURES = {"staging_server", "local_target", "lifecycle", "servers"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,6 +51,10 @@ class Models:
     broken: Path
     """An MLflow model directory whose artifact is corrupt: it fails to load."""
     predictions_v1: np.ndarray
+    row_ids: Path
+    """A tree that predicts each wine row's position in ``X``: a mixed-up row shows at once."""
+    row_ids_v2: Path
+    """The same tree answering ``1000 +`` the position: tells versions apart."""
 
     def rows(self, n: int = 5) -> pd.DataFrame:
         """``n`` rows spread across the three classes."""
@@ -94,10 +98,11 @@ def _save(model: Any, path: Path, X: pd.DataFrame, **kwargs: Any) -> Path:
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    """Three small models trained once per session (about a second)."""
+    """Small models trained once per session (about a second)."""
     from sklearn.datasets import load_wine
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeRegressor
 
     X, y = load_wine(as_frame=True, return_X_y=True)
     root = tmp_path_factory.mktemp("models")
@@ -106,6 +111,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     v1 = _save(lr, root / "v1", X)
     broken = _save(lr, root / "broken", X)
     (broken / "model.skops").write_bytes(b"not a model")
+    trees = {"skops_trusted_types": ["sklearn.tree._tree.Tree"]}
+    positions = np.arange(len(X), dtype="float64")
+    row_ids = DecisionTreeRegressor(random_state=0).fit(X, positions)
+    row_ids_v2 = DecisionTreeRegressor(random_state=0).fit(X, positions + 1000)
     return Models(
         X=X,
         v1=v1,
@@ -113,6 +122,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
         pickled=_save(lr, root / "pickled", X, serialization_format="pickle"),
         broken=broken,
         predictions_v1=lr.predict(X),
+        row_ids=_save(row_ids, root / "row_ids", X, **trees),
+        row_ids_v2=_save(row_ids_v2, root / "row_ids_v2", X, **trees),
     )
 
 

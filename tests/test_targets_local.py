@@ -20,7 +20,7 @@ from mlops_kit.errors import DeploymentTimeout, TargetError, TargetNotFound
 from mlops_kit.settings import Settings
 from mlops_kit.targets import DeploymentTarget
 from mlops_kit.targets.local import SERVER_FILE, LocalTarget, stop_all
-from mlops_kit.v2 import InferenceFailed, infer, infer_response
+from mlops_kit.v2 import InferenceFailed, encode_dataframe, infer, infer_response
 
 if TYPE_CHECKING:
     from tests.conftest_serving import Models, Processes, Served
@@ -66,7 +66,7 @@ def test_registry_accepts_plugins_and_refuses_non_targets() -> None:
 
 
 def test_apply_starts_a_ready_server_and_records_it(
-    staging_server: Served, processes: Processes
+    staging_server: Served, processes: Processes, models: Models
 ) -> None:
     status, record = staging_server.status, staging_server.record
     assert status.ready and status.version == "1" and status.environment == "staging"
@@ -78,12 +78,26 @@ def test_apply_starts_a_ready_server_and_records_it(
     folder = staging_server.target.root / "wine"
     server_settings = json.loads((folder / "settings.json").read_text())
     assert server_settings["parallel_workers"] == 0
+    assert server_settings["gzip_enabled"] is False
+    big = httpx.post(
+        status.endpoint + "/infer",
+        json=encode_dataframe(models.X),
+        headers={"Accept-Encoding": "gzip"},
+        timeout=10,
+        trust_env=False,
+    )
+    assert big.status_code == 200 and "content-encoding" not in big.headers
     assert server_settings["host"] == "127.0.0.1"
     model_settings = json.loads((folder / "wine" / "model-settings.json").read_text())
     assert model_settings == {
         "name": "wine",
         "implementation": "mlops_kit.serving.runtime.MLflowRuntime",
-        "parameters": {"uri": staging_server.spec.model_uri, "version": "1"},
+        "parameters": {
+            "uri": staging_server.spec.model_uri,
+            "version": "1",
+            # Our runtime batches valid requests itself; MLServer's own batching stays off.
+            "extra": {"max_batch_size": 64, "max_batch_time": 0.002},
+        },
     }
     assert (folder / "server.log").stat().st_size > 0
 

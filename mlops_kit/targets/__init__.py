@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "mlops_kit.targets"
 
 # Registered even when the package's entry points are missing (e.g. running from a checkout).
-_BUILTINS = {"local": "mlops_kit.targets.local:LocalTarget"}
+_BUILTINS = {
+    "local": "mlops_kit.targets.local:LocalTarget",
+    "kubernetes": "mlops_kit.targets.kubernetes:KubernetesTarget",
+}
 
 _registry: dict[str, type[DeploymentTarget]] = {}
 

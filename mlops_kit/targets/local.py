@@ -3,13 +3,25 @@
 Everything lives under ``<state_dir>/serving/<environment>/<model>/``::
 
     settings.json                   MLServer server settings (ports, no parallel workers)
-    <model>/model-settings.json     the model: runtime, artifact path, version
+    <model>/model-settings.json     the model: runtime, artifact path, version, batching
     server.log                      the server's stdout and stderr, appended across restarts
     server.json                     what runs: pid, process group, ports, version, start time
 
+Our runtime micro-batches concurrent requests itself, as ``ServingSettings.max_batch_size`` and
+``max_batch_time`` say (in ``parameters.extra``); MLServer's own adaptive batching stays off, as
+it fails a whole batch for one bad request.
+
 A new version of a live server is swapped in place through MLServer's repository API
-(``POST /v2/repository/models/<name>/load``), which keeps answering throughout. A server
-that died is started again, on its recorded ports when they are free.
+(``POST /v2/repository/models/<name>/load``), which keeps answering throughout: the old
+version finishes the requests it holds before it goes. A server that died is started again,
+on its recorded ports when they are free.
+
+The ``custom`` flavour runs the user's class (``custom_class``, ``module:Class``) behind
+seldon-core's microservice wrapper instead, with the interpreter of its own environment (see
+:mod:`mlops_kit.serving.seldon`); it speaks the Seldon protocol at ``/api/v1.0/predictions``.
+Its process serves one version, so a new version starts a second process on new ports, and
+the record switches to it once it answers before the old one stops. The newcomer is recorded
+in ``server.next.json`` meanwhile, so nothing it starts is ever unrecorded.
 """
 
 from __future__ import annotations
@@ -34,14 +46,16 @@ from urllib.parse import quote, unquote, urlparse
 import httpx
 
 from mlops_kit.deployment import DeploymentSpec
-from mlops_kit.errors import DeploymentTimeout, TargetError
-from mlops_kit.serving import RUNTIME
+from mlops_kit.errors import ConfigError, DeploymentTimeout, TargetError
+from mlops_kit.serving import RUNTIME, seldon
 from mlops_kit.settings import EnvironmentSettings, ServingSettings, Settings
 from mlops_kit.targets.base import DeploymentStatus, DeploymentTarget
 
 logger = logging.getLogger(__name__)
 
 SERVER_FILE = "server.json"
+NEXT_SERVER_FILE = "server.next.json"
+"""A custom server being started to replace the one in ``server.json``."""
 LOG_FILE = "server.log"
 SETTINGS_FILE = "settings.json"
 MODEL_SETTINGS_FILE = "model-settings.json"
@@ -74,6 +88,8 @@ class ServerRecord:
     started_at: str
     folder: str
     """The server's directory, also its command-line argument: identifies the process."""
+    protocol: str = "v2"
+    """``v2`` (MLServer, Open Inference Protocol) or ``seldon`` (the custom flavour)."""
 
     @property
     def base_url(self) -> str:
@@ -132,11 +148,18 @@ class LocalTarget(DeploymentTarget):
                 f"{self.environment.name!r}"
             )
         folder = self._folder(spec.model_name)
+        if spec.flavour == "custom":
+            return self._apply_custom(spec, folder, timeout)
         implementation, uri = _render_model(spec)
         deadline = time.monotonic() + (timeout or self.settings.serving.ready_timeout)
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
             record = ServerRecord.read(folder / SERVER_FILE)
+            if record is not None and record.protocol != "v2":
+                # A custom server cannot load an MLServer model: replace it (not without a gap).
+                self._stop(record)
+                (folder / SERVER_FILE).unlink(missing_ok=True)
+                record = None
             if record is not None and self._alive(record):
                 unchanged = (record.version, record.model_uri, record.implementation) == (
                     spec.version,
@@ -156,10 +179,11 @@ class LocalTarget(DeploymentTarget):
         if not folder.is_dir():
             return
         with _locked(folder):
-            record = ServerRecord.read(folder / SERVER_FILE)
-            if record is not None:
-                self._stop(record)
-                (folder / SERVER_FILE).unlink(missing_ok=True)
+            for name in (NEXT_SERVER_FILE, SERVER_FILE):
+                record = ServerRecord.read(folder / name)
+                if record is not None:
+                    self._stop(record)
+                    (folder / name).unlink(missing_ok=True)
 
     def status(self, model_name: str) -> DeploymentStatus | None:
         """Recorded state checked against the live process and its HTTP answers."""
@@ -180,7 +204,11 @@ class LocalTarget(DeploymentTarget):
         return found
 
     def endpoint(self, model_name: str) -> str:
-        """``http://127.0.0.1:PORT/v2/models/NAME``; TargetError if it is not deployed."""
+        """``http://127.0.0.1:PORT/v2/models/NAME``; TargetError if it is not deployed.
+
+        A custom-flavour server answers the Seldon protocol at
+        ``http://127.0.0.1:PORT/api/v1.0/predictions`` instead.
+        """
         record = self.server(model_name)
         if record is None:
             raise TargetError(
@@ -241,6 +269,11 @@ class LocalTarget(DeploymentTarget):
             return status(None, False, f"server process {record.pid} is not running; see {log}")
         if record.version is None:
             return status(None, False, "server is starting")
+        if record.protocol == "seldon":
+            # One process serves one version: answering is being ready.
+            if self._get_ok(record.base_url + seldon.HEALTH_PATH):
+                return status(record.version, True, detail)
+            return status(None, False, f"server process {record.pid} does not answer HTTP")
         if self._version_ready(record, model_name, record.version):
             return status(record.version, True, detail)
         if not self._get_ok(f"{record.base_url}/v2/health/live"):
@@ -312,6 +345,10 @@ class LocalTarget(DeploymentTarget):
                 # uvloop >= 0.22 crashes MLServer's worker processes (MLServer #2286), and
                 # in-process inference measured fastest anyway.
                 "parallel_workers": 0,
+                # On loopback compression buys nothing, and MLServer's GZip middleware costs
+                # 10-25% more CPU per request to every client sending Accept-Encoding: gzip
+                # (httpx, requests, locust), even for answers too small to compress.
+                "gzip_enabled": False,
                 "load_models_at_startup": True,
                 "metrics_dir": str(folder / ".metrics"),
                 "environments_dir": str(folder / ".envs"),
@@ -435,6 +472,228 @@ class LocalTarget(DeploymentTarget):
     def _stop(self, record: ServerRecord) -> None:
         _terminate([record], procs=self._procs)
 
+    # -- the custom flavour: a user's class behind seldon-core's wrapper -----------------------
+
+    def _apply_custom(
+        self, spec: DeploymentSpec, folder: Path, timeout: float | None
+    ) -> DeploymentStatus:
+        custom = self._custom_server(spec)
+        deadline = time.monotonic() + (timeout or self.settings.serving.ready_timeout)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder):
+            stale = ServerRecord.read(folder / NEXT_SERVER_FILE)
+            if stale is not None:  # a replacement whose deploy was interrupted
+                self._stop(stale)
+                (folder / NEXT_SERVER_FILE).unlink(missing_ok=True)
+            record = ServerRecord.read(folder / SERVER_FILE)
+            if record is not None and self._alive(record):
+                unchanged = (record.version, record.model_uri, record.implementation) == (
+                    spec.version,
+                    custom.uri,
+                    custom.implementation,
+                )
+                if unchanged and record.protocol == "seldon":
+                    status = self._status(spec.model_name, record, detail="already serving")
+                    if status.ready:
+                        return status
+                return self._replace_custom(spec, custom, record, deadline)
+            if record is not None:
+                self._stop(record)
+            reuse = record if record is not None and record.protocol == "seldon" else None
+            began = time.monotonic()
+            record = self._run_custom(spec, custom, deadline, SERVER_FILE, previous=reuse)
+            took = time.monotonic() - began
+            logger.info("%s: version %s ready in %.1f s", spec.key, spec.version, took)
+            return self._status(spec.model_name, record, detail=f"started in {took:.1f} s")
+
+    def _custom_server(self, spec: DeploymentSpec) -> _CustomServer:
+        serving = self.settings.serving
+        custom_class = spec.custom_class or serving.custom_class
+        if not custom_class:
+            raise TargetError(
+                f"flavour 'custom' is not supported by the local target yet without a class for "
+                f"{spec.key}: set custom_class ('module:Class') on the deployment or in "
+                "serving.custom_class"
+            )
+        try:
+            interface = seldon.interface_name(custom_class)
+        except ConfigError as exc:
+            raise TargetError(str(exc)) from None
+        code_dir = serving.custom_code_dir.expanduser().absolute()
+        if seldon.module_file(code_dir, custom_class) is None:
+            module = custom_class.partition(":")[0]
+            raise TargetError(
+                f"module {module!r} of custom_class {custom_class!r} is not in {code_dir} "
+                "(serving.custom_code_dir)"
+            )
+        uri = str(_local_path(spec.model_uri))
+        python = seldon.seldon_python(serving.seldon_python, self.settings.state_dir)
+        return _CustomServer(
+            python=str(python),
+            interface=interface,
+            implementation=f"seldon:{interface}",
+            code_dir=str(code_dir),
+            uri=uri,
+        )
+
+    def _replace_custom(
+        self, spec: DeploymentSpec, custom: _CustomServer, old: ServerRecord, deadline: float
+    ) -> DeploymentStatus:
+        """Start the new version beside the old, switch the record once it answers, stop the old."""
+        folder = self._folder(spec.model_name)
+        began = time.monotonic()
+        record = self._run_custom(spec, custom, deadline, NEXT_SERVER_FILE, previous=None)
+        record.write(folder / SERVER_FILE)
+        (folder / NEXT_SERVER_FILE).unlink(missing_ok=True)
+        self._stop(old)
+        took = time.monotonic() - began
+        logger.info(
+            "%s: replaced version %s -> %s in %.1f s", spec.key, old.version, spec.version, took
+        )
+        return self._status(
+            spec.model_name, record, detail=f"replaced version {old.version} in {took:.1f} s"
+        )
+
+    def _run_custom(
+        self,
+        spec: DeploymentSpec,
+        custom: _CustomServer,
+        deadline: float,
+        record_file: str,
+        previous: ServerRecord | None,
+    ) -> ServerRecord:
+        """Launch, record in ``record_file`` and wait until it answers; cleans up on failure."""
+        folder = self._folder(spec.model_name)
+        ports = None
+        if previous is not None:
+            recorded = (previous.http_port, previous.metrics_port)
+            if all(_port_free(self.host, port) for port in recorded):
+                ports = recorded
+        for attempt in range(2):
+            http_port, metrics_port = ports or _free_ports(self.host, 2)
+            record = self._launch_custom(folder, spec, custom, http_port, metrics_port)
+            record.write(folder / record_file)
+            try:
+                self._wait_answering(record, spec, deadline)
+            except TargetError as exc:
+                self._stop(record)
+                (folder / record_file).unlink(missing_ok=True)
+                port_taken = "address already in use" in str(exc).lower()
+                if port_taken and attempt == 0 and not isinstance(exc, DeploymentTimeout):
+                    ports = None
+                    continue
+                raise
+            except BaseException:
+                self._stop(record)
+                (folder / record_file).unlink(missing_ok=True)
+                raise
+            record = replace(record, version=spec.version)
+            record.write(folder / record_file)
+            return record
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _launch_custom(
+        self,
+        folder: Path,
+        spec: DeploymentSpec,
+        custom: _CustomServer,
+        http_port: int,
+        metrics_port: int,
+    ) -> ServerRecord:
+        parameters = [{"name": "model_uri", "value": custom.uri, "type": "STRING"}]
+        command = [
+            custom.python,
+            "-c",
+            seldon.BOOTSTRAP,
+            str(folder),
+            self.host,
+            spec.version,
+            custom.interface,
+            "--service-type",
+            "MODEL",
+            "--http-port",
+            str(http_port),
+            "--metrics-port",
+            str(metrics_port),
+            "--grpc-workers",
+            "0",  # no gRPC server: it could only bind 0.0.0.0
+            "--parameters",
+            json.dumps(parameters),
+        ]
+        # The wrapper reads its own settings from these variables: ours must not leak in.
+        prefixes = ("MLSERVER_", "PREDICTIVE_UNIT_", "SELDON_", "GUNICORN_", "PYTHON", "VIRTUAL_ENV")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+        env.update(
+            PYTHONPATH=custom.code_dir,
+            PYTHONUNBUFFERED="1",
+            MODEL_URI=custom.uri,
+            MODEL_NAME=spec.model_name,
+            MODEL_VERSION=spec.version,
+        )
+        with open(folder / LOG_FILE, "ab") as log:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            log.write(
+                f"--- mlops-kit {stamp}: starting seldon-core wrapper ({custom.interface}) for "
+                f"{spec.key} version {spec.version} on {self.host}:{http_port}\n".encode()
+            )
+            log.flush()
+            proc = subprocess.Popen(  # noqa: S603 - the configured interpreter, our arguments
+                command,
+                cwd=custom.code_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._procs[proc.pid] = proc
+        return ServerRecord(
+            pid=proc.pid,
+            pgid=proc.pid,
+            host=self.host,
+            http_port=http_port,
+            grpc_port=0,
+            metrics_port=metrics_port,
+            version=None,
+            model_uri=custom.uri,
+            implementation=custom.implementation,
+            started_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            folder=str(folder),
+            protocol="seldon",
+        )
+
+    def _wait_answering(self, record: ServerRecord, spec: DeploymentSpec, deadline: float) -> None:
+        log = Path(record.folder) / LOG_FILE
+        health = record.base_url + seldon.HEALTH_PATH
+        while True:
+            if not self._alive(record):
+                proc = self._procs.get(record.pid)
+                code = f" with code {proc.returncode}" if proc is not None else ""
+                raise TargetError(
+                    f"the custom server for {spec.key} exited{code} while starting; last lines "
+                    f"of {log}:\n{_tail(log)}"
+                )
+            if self._get_ok(health):
+                return
+            if time.monotonic() > deadline:
+                raise DeploymentTimeout(
+                    f"the custom server for {spec.key} version {spec.version} was not ready in "
+                    f"time; last lines of {log}:\n{_tail(log)}"
+                )
+            time.sleep(_POLL)
+
+
+@dataclass(frozen=True)
+class _CustomServer:
+    """How to start the custom server of one deployment."""
+
+    python: str
+    interface: str
+    """seldon-core's ``module.Class``."""
+    implementation: str
+    code_dir: str
+    uri: str
+
 
 def stop_all(state_dir: Path | str, environment: str | None = None) -> list[str]:
     """Stop every local server under ``state_dir`` (or only ``environment``'s) and wait.
@@ -444,17 +703,20 @@ def stop_all(state_dir: Path | str, environment: str | None = None) -> list[str]
     Leaves no process behind; safe to call when nothing runs.
     """
     root = Path(state_dir).absolute() / "serving"
-    pattern = f"{environment}/*/{SERVER_FILE}" if environment else f"*/*/{SERVER_FILE}"
     found: list[tuple[Path, ServerRecord]] = []
-    for server_file in sorted(root.glob(pattern)):
-        record = ServerRecord.read(server_file)
-        if record is not None:
-            found.append((server_file, record))
-    stopped = [
-        f"{path.parent.parent.name}/{path.parent.name}"
-        for path, record in found
-        if _process_alive(record.pid, record.folder)
-    ]
+    for name in (SERVER_FILE, NEXT_SERVER_FILE):
+        pattern = f"{environment}/*/{name}" if environment else f"*/*/{name}"
+        for server_file in sorted(root.glob(pattern)):
+            record = ServerRecord.read(server_file)
+            if record is not None:
+                found.append((server_file, record))
+    stopped = sorted(
+        {
+            f"{path.parent.parent.name}/{path.parent.name}"
+            for path, record in found
+            if _process_alive(record.pid, record.folder)
+        }
+    )
     _terminate([record for _, record in found])
     for path, _ in found:
         path.unlink(missing_ok=True)
@@ -554,6 +816,8 @@ def _url_host(host: str) -> str:
 
 
 def _endpoint(record: ServerRecord, model_name: str) -> str:
+    if record.protocol == "seldon":
+        return f"{record.base_url}{seldon.PREDICT_PATH}"
     return f"{record.base_url}/v2/models/{quote(model_name, safe='')}"
 
 
