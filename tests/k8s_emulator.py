@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -143,7 +143,47 @@ def _selected(obj: dict[str, Any], selector: str) -> bool:
     return True
 
 
-class KubeEmulator:
+class _LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 whose handler reaches its owner as ``server.owner``."""
+
+    handler: type[BaseHTTPRequestHandler]
+    thread_name = "loopback-server"
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler)
+        server.daemon_threads = True
+        server.owner = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name=self.thread_name
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            assert self._thread is not None
+            self._thread.join(10)
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the server first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class KubeEmulator(_LoopbackServer):
     """A stateful Kubernetes API server on 127.0.0.1 (see the module docstring)."""
 
     token = "emulator-token"
@@ -160,41 +200,6 @@ class KubeEmulator:
         self._rv = 0
         self.requests: list[tuple[str, str]] = []
         """``(method, path)`` of every request, in order."""
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> KubeEmulator:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _ApiHandler)
-        server.daemon_threads = True
-        server.emulator = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="kube-emulator"
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            assert self._thread is not None
-            self._thread.join(10)
-            self._server = None
-
-    def __enter__(self) -> KubeEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the emulator first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def write_kubeconfig(
         self, path: Path, context: str = "emulator", token: str | None = None
@@ -701,7 +706,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        emulator: KubeEmulator = self.server.emulator  # type: ignore[attr-defined]
+        emulator: KubeEmulator = self.server.owner  # type: ignore[attr-defined]
         code, payload = emulator.handle(self.command, self.path, self.headers, body)
         data = json.dumps(payload).encode()
         self.send_response(code)
@@ -719,7 +724,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
 # -- the ingress ------------------------------------------------------------------------------
 
 
-class IngressProxy:
+class IngressProxy(_LoopbackServer):
     """A loopback reverse proxy playing the Istio / Ambassador gateway.
 
     ``route("/seldon/ns/name", "http://127.0.0.1:PORT")`` sends ``/seldon/ns/name/v2/...`` to
@@ -731,8 +736,6 @@ class IngressProxy:
         self._lock = threading.Lock()
         self.hits: list[tuple[str, str, int]] = []
         """``(method, path, status)`` of every proxied request."""
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def route(self, prefix: str, upstream: str) -> None:
         with self._lock:
@@ -749,37 +752,6 @@ class IngressProxy:
                     return self._routes[prefix], path[len(prefix) :] or "/"
         return None
 
-    def start(self) -> IngressProxy:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
-        server.daemon_threads = True
-        server.proxy = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="ingress-proxy"
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            assert self._thread is not None
-            self._thread.join(10)
-            self._server = None
-
-    def __enter__(self) -> IngressProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -787,7 +759,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     timeout = 30
 
     def _serve(self) -> None:
-        proxy: IngressProxy = self.server.proxy  # type: ignore[attr-defined]
+        proxy: IngressProxy = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
@@ -1039,3 +1011,9 @@ def seeded_registry(state_dir: Path) -> Path:
         _REGISTRY_TEMPLATE.append(folder / "mlflow.db")
     state_dir.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(_REGISTRY_TEMPLATE[0], state_dir / "mlflow.db"))
+
+
+KubeEmulator.handler = _ApiHandler
+KubeEmulator.thread_name = "kube-emulator"
+IngressProxy.handler = _ProxyHandler
+IngressProxy.thread_name = "ingress-proxy"
