@@ -7,7 +7,7 @@ DEMO_EXTRAS := load
 TEST_EXTRAS := dev,load,kubernetes,sagemaker
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint clean down docs
+.PHONY: demo test lint clean down docs seldon-env
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.12 found (see scripts/find-python)"; exit 1; }
@@ -32,6 +32,10 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/mlops-kit run --config examples/mlops.yaml 04 -p environment=production \
 		-o build/notebooks/production
 
+## seldon-env: the seldon-core environment of the custom flavour (tests make it when missing)
+seldon-env: $(VENV)/.installed-test
+	$(BIN)/python -c 'from mlops_kit.serving.seldon import ensure_seldon_env as e; print(e(".venv-seldon"))'
+
 ## test: run every test
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -49,4 +53,4 @@ down: $(VENV)/.installed-demo
 ## clean: stop servers, remove state, reports and the virtual environment
 clean:
 	-test -x $(BIN)/mlops-kit && $(BIN)/mlops-kit down --config examples/mlops.yaml
-	rm -rf .mlops build $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .mlops build $(VENV) .venv-seldon .pytest_cache .mypy_cache .ruff_cache

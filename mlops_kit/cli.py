@@ -305,6 +305,16 @@ def cmd_build_context(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seldon_env(args: argparse.Namespace) -> int:
+    from mlops_kit.serving import seldon
+
+    project = _project(args)
+    path = args.path or seldon.default_env_path(project.settings.state_dir)
+    print(f"creating the seldon-core environment at {path} (about 30 s)", file=sys.stderr)
+    print(seldon.ensure_seldon_env(path, args.package))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subparser per command."""
     parser = argparse.ArgumentParser(
@@ -422,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--output")
     bc.add_argument("--source-dir")
     bc.set_defaults(handler=cmd_build_context)
+
+    se = add("seldon-env", help="create the seldon-core environment of the custom flavour")
+    se.add_argument("--path", help="where (default: <state_dir>/envs/seldon)")
+    se.add_argument("--package", action="append", default=[], help="more packages (repeatable)")
+    se.set_defaults(handler=cmd_seldon_env)
 
     ci = add("ci", help="write a CI pipeline (github, gitlab, jenkins) into a model repo")
     ci.add_argument("provider", help="github, gitlab or jenkins")

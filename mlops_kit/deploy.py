@@ -60,6 +60,7 @@ def spec_for(project: Project, environment: str, version: str | int) -> Deployme
         version=info.version,
         model_uri=str(registry.local_path(info.version)),
         flavour=project.settings.serving.flavour,
+        custom_class=project.settings.serving.custom_class,
         run_id=info.run_id,
     )
 

@@ -80,7 +80,8 @@ def smoke_test(
 
     One request carries every example, then up to ``single_rows`` requests carry one row each.
     ``endpoint`` is a server root, a model endpoint (``.../v2/models/NAME``), a Seldon-protocol
-    endpoint (``.../api/v1.0/predictions``, a custom server) or a :class:`DeploymentStatus`. ``expected`` holds the registered model's local predictions
+    endpoint (``.../api/v1.0/predictions``, a custom server) or a :class:`DeploymentStatus`;
+    the URL picks the protocol. ``expected`` holds the registered model's local predictions
     (see :func:`examples_from_model`). When the endpoint cannot be reached the test stops at
     the first request. Raises :class:`~mlops_kit.errors.SmokeTestFailed` listing every
     failure, unless ``raise_on_failure`` is False.

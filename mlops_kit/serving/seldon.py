@@ -31,6 +31,7 @@ from mlops_kit.errors import ConfigError, TargetError, ToolkitError
 
 __all__ = [
     "BOOTSTRAP",
+    "HEALTH_PATH",
     "PREDICT_PATH",
     "SELDON_CORE",
     "SeldonEnvError",
@@ -42,6 +43,8 @@ __all__ = [
     "ensure_seldon_env",
     "error_message",
     "interface_name",
+    "is_seldon_url",
+    "module_file",
     "served_version",
     "seldon_python",
 ]
@@ -156,9 +159,9 @@ def ensure_seldon_env(
     packages = [*default_packages(), *extra_packages]
     marker = path / _MARKER
     wanted = "\n".join(packages) + "\n"
-    if python.exists() and marker.is_file() and marker.read_text() == wanted:
-        if _imports_seldon(python):
-            return python
+    up_to_date = python.exists() and marker.is_file() and marker.read_text() == wanted
+    if up_to_date and _imports_seldon(python):
+        return python
     if not python.exists():
         base = base_python or getattr(sys, "_base_executable", None) or sys.executable
         _run([base, "-m", "venv", str(path)], "could not create a virtualenv at " + str(path), 120)

@@ -470,7 +470,45 @@ class LocalTarget(DeploymentTarget):
             _write_text(path, text)
 
     def _stop(self, record: ServerRecord) -> None:
+        if record.protocol == "seldon":
+            self._drain_custom(record)
         _terminate([record], procs=self._procs)
+
+    def _drain_custom(self, record: ServerRecord, grace: float = STOP_GRACE) -> None:
+        """Let the wrapper's REST server finish its requests before the group is signalled.
+
+        The wrapper's workers report metrics to a multiprocessing manager in the same process
+        group: signalling the group at once kills the manager under a request in flight (HTTP
+        500, "Broken pipe"). Its REST gunicorn runs in the leader, so SIGTERM the leader alone
+        first and wait for that gunicorn to say it has shut down.
+        """
+        proc = self._procs.get(record.pid)
+        alive = (
+            proc.poll() is None if proc is not None else _process_alive(record.pid, record.folder)
+        )
+        if not alive:
+            return
+        log = Path(record.folder) / LOG_FILE
+        try:
+            offset = log.stat().st_size
+        except OSError:
+            offset = 0
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGTERM)
+        done = f"[{record.pid}] [INFO] Shutting down: Master".encode()
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                with open(log, "rb") as handle:
+                    handle.seek(offset)
+                    if done in handle.read():
+                        return
+            except OSError:
+                return
+            if not self._alive(record):
+                return
+            time.sleep(0.05)
+        logger.warning("custom server %d did not drain in %.0f s", record.pid, grace)
 
     # -- the custom flavour: a user's class behind seldon-core's wrapper -----------------------
 
@@ -621,11 +659,19 @@ class LocalTarget(DeploymentTarget):
             json.dumps(parameters),
         ]
         # The wrapper reads its own settings from these variables: ours must not leak in.
-        prefixes = ("MLSERVER_", "PREDICTIVE_UNIT_", "SELDON_", "GUNICORN_", "PYTHON", "VIRTUAL_ENV")
+        prefixes = (
+            "MLSERVER_",
+            "PREDICTIVE_UNIT_",
+            "SELDON_",
+            "GUNICORN_",
+            "PYTHON",
+            "VIRTUAL_ENV",
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
         env.update(
             PYTHONPATH=custom.code_dir,
             PYTHONUNBUFFERED="1",
+            PYTHONDONTWRITEBYTECODE="1",  # write nothing into the user's code directory
             MODEL_URI=custom.uri,
             MODEL_NAME=spec.model_name,
             MODEL_VERSION=spec.version,
