@@ -37,7 +37,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,16 +296,42 @@ class LocalTarget(DeploymentTarget):
             if all(_port_free(self.host, port) for port in recorded):
                 ports = recorded
         began = time.monotonic()
+        record = self._until_ready(
+            spec,
+            SERVER_FILE,
+            ports,
+            launch=lambda p: self._launch(folder, spec, implementation, uri, *p),
+            wait=lambda r: self._wait_started(r, spec, deadline),
+            count=3,
+        )
+        took = time.monotonic() - began
+        logger.info("%s: version %s ready in %.1f s", spec.key, spec.version, took)
+        return self._status(spec.model_name, record, detail=f"started in {took:.1f} s")
+
+    def _until_ready(
+        self,
+        spec: DeploymentSpec,
+        record_file: str,
+        ports: tuple[int, ...] | None,
+        *,
+        launch: Callable[[tuple[int, ...]], ServerRecord],
+        wait: Callable[[ServerRecord], None],
+        count: int,
+    ) -> ServerRecord:
+        """Launch on ``ports`` (else free ones), record it and wait until it answers.
+
+        A port taken between choosing and binding gets one retry on fresh ports; any failure
+        stops the process and drops its record.
+        """
+        folder = self._folder(spec.model_name)
         for attempt in range(2):
-            http_port, grpc_port, metrics_port = ports or _free_ports(self.host, 3)
-            record = self._launch(
-                folder, spec, implementation, uri, http_port, grpc_port, metrics_port
-            )
+            record = launch(ports or _free_ports(self.host, count))
+            record.write(folder / record_file)
             try:
-                self._wait_started(record, spec, deadline)
+                wait(record)
             except TargetError as exc:
                 self._stop(record)
-                (folder / SERVER_FILE).unlink(missing_ok=True)
+                (folder / record_file).unlink(missing_ok=True)
                 port_taken = "address already in use" in str(exc).lower()
                 if port_taken and attempt == 0 and not isinstance(exc, DeploymentTimeout):
                     ports = None
@@ -313,13 +339,11 @@ class LocalTarget(DeploymentTarget):
                 raise
             except BaseException:
                 self._stop(record)
-                (folder / SERVER_FILE).unlink(missing_ok=True)
+                (folder / record_file).unlink(missing_ok=True)
                 raise
             record = replace(record, version=spec.version)
-            record.write(folder / SERVER_FILE)
-            took = time.monotonic() - began
-            logger.info("%s: version %s ready in %.1f s", spec.key, spec.version, took)
-            return self._status(spec.model_name, record, detail=f"started in {took:.1f} s")
+            record.write(folder / record_file)
+            return record
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _launch(
@@ -607,28 +631,14 @@ class LocalTarget(DeploymentTarget):
             recorded = (previous.http_port, previous.metrics_port)
             if all(_port_free(self.host, port) for port in recorded):
                 ports = recorded
-        for attempt in range(2):
-            http_port, metrics_port = ports or _free_ports(self.host, 2)
-            record = self._launch_custom(folder, spec, custom, http_port, metrics_port)
-            record.write(folder / record_file)
-            try:
-                self._wait_answering(record, spec, deadline)
-            except TargetError as exc:
-                self._stop(record)
-                (folder / record_file).unlink(missing_ok=True)
-                port_taken = "address already in use" in str(exc).lower()
-                if port_taken and attempt == 0 and not isinstance(exc, DeploymentTimeout):
-                    ports = None
-                    continue
-                raise
-            except BaseException:
-                self._stop(record)
-                (folder / record_file).unlink(missing_ok=True)
-                raise
-            record = replace(record, version=spec.version)
-            record.write(folder / record_file)
-            return record
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._until_ready(
+            spec,
+            record_file,
+            ports,
+            launch=lambda p: self._launch_custom(folder, spec, custom, *p),
+            wait=lambda r: self._wait_answering(r, spec, deadline),
+            count=2,
+        )
 
     def _launch_custom(
         self,
