@@ -198,3 +198,17 @@ def test_cli_sync_watch_and_down(pipeline):
     assert target.list() == []
     out = subprocess.run(["pgrep", "-f", str(project.state_dir / "serving")], capture_output=True)
     assert out.stdout == b""
+
+
+def test_down_stops_servers_whose_records_were_lost(pipeline):
+    project, _ = pipeline
+    deploy(project, "staging", 2)
+    pid = for_environment(project.settings, "staging").server(project.model_name).pid
+    # The state directory's records vanish while the server runs (e.g. rm -rf .mlops).
+    for record in (project.state_dir / "serving").glob("*/*/server.json"):
+        record.unlink()
+    stopped = stop_all(project.state_dir)
+    assert f"unrecorded server {pid}" in stopped
+    time.sleep(0.2)
+    out = subprocess.run(["pgrep", "-f", str(project.state_dir / "serving")], capture_output=True)
+    assert out.stdout == b""

@@ -776,7 +776,55 @@ def stop_all(state_dir: Path | str, environment: str | None = None) -> list[str]
     _terminate([record for _, record in found])
     for path, _ in found:
         path.unlink(missing_ok=True)
-    return stopped
+    scope = root / environment if environment else root
+    orphans = _unrecorded_servers(scope)
+    _kill_groups(orphans)
+    return stopped + [f"unrecorded server {pid}" for pid in orphans]
+
+
+def _unrecorded_servers(scope: Path) -> list[int]:
+    """Group leaders still serving from under ``scope`` that no record names any more.
+
+    They are left behind when a state directory is deleted while its servers run; the
+    folder stays in their command line.
+    """
+    marker = f"{scope}/".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            pid = int(entry.name)
+            cmdline = (entry / "cmdline").read_bytes()
+            if marker in cmdline and b"mlserver" in cmdline and os.getpgid(pid) == pid:
+                found.append(pid)
+        except (OSError, ValueError):
+            continue
+    return sorted(found)
+
+
+def _kill_groups(pgids: list[int], grace: float = STOP_GRACE) -> None:
+    """SIGTERM each process group, SIGKILL what is left after ``grace``."""
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pgids and time.monotonic() < deadline:
+        pgids = [g for g in pgids if _group_exists(g)]
+        time.sleep(0.1)
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(-pgid, os.WNOHANG)
+    return True
 
 
 # -- helpers -------------------------------------------------------------------------------
