@@ -37,7 +37,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,6 +346,26 @@ class LocalTarget(DeploymentTarget):
             return record
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _spawn(
+        self, folder: Path, what: str, command: Sequence[str], *, cwd: Path, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        """Start ``command`` in a session of its own, appending its output to the log."""
+        with open(folder / LOG_FILE, "ab") as log:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            log.write(f"--- mlops-kit {stamp}: starting {what}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(  # noqa: S603 - our interpreter (or the configured one)
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._procs[proc.pid] = proc
+        return proc
+
     def _launch(
         self,
         folder: Path,
@@ -383,23 +403,13 @@ class LocalTarget(DeploymentTarget):
         # the local target only serves the project's own registered models.
         env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
         env["PYTHONUNBUFFERED"] = "1"
-        with open(folder / LOG_FILE, "ab") as log:
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            log.write(
-                f"--- mlops-kit {stamp}: starting MLServer for {spec.key} version {spec.version} "
-                f"on {self.host}:{http_port}\n".encode()
-            )
-            log.flush()
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _MLSERVER_MAIN, "start", str(folder)],
-                cwd=folder,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._procs[proc.pid] = proc
+        proc = self._spawn(
+            folder,
+            f"MLServer for {spec.key} version {spec.version} on {self.host}:{http_port}",
+            [sys.executable, "-c", _MLSERVER_MAIN, "start", str(folder)],
+            cwd=folder,
+            env=env,
+        )
         record = ServerRecord(
             pid=proc.pid,
             pgid=proc.pid,
@@ -686,23 +696,14 @@ class LocalTarget(DeploymentTarget):
             MODEL_NAME=spec.model_name,
             MODEL_VERSION=spec.version,
         )
-        with open(folder / LOG_FILE, "ab") as log:
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            log.write(
-                f"--- mlops-kit {stamp}: starting seldon-core wrapper ({custom.interface}) for "
-                f"{spec.key} version {spec.version} on {self.host}:{http_port}\n".encode()
-            )
-            log.flush()
-            proc = subprocess.Popen(  # noqa: S603 - the configured interpreter, our arguments
-                command,
-                cwd=custom.code_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._procs[proc.pid] = proc
+        proc = self._spawn(
+            folder,
+            f"seldon-core wrapper ({custom.interface}) for {spec.key} version {spec.version} "
+            f"on {self.host}:{http_port}",
+            command,
+            cwd=Path(custom.code_dir),
+            env=env,
+        )
         return ServerRecord(
             pid=proc.pid,
             pgid=proc.pid,
