@@ -6,7 +6,6 @@ import copy
 import functools
 import importlib.resources
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,7 @@ from mlops_kit.deployment import DeploymentSpec, Resources
 from mlops_kit.errors import ConfigError
 
 # Read at import: the autouse fixture in conftest clears MLOPS_KIT_* variables per test.
-SCHEMAS_DIR = Path(
-    os.environ.get("MLOPS_KIT_SCHEMAS_DIR")
-    or Path(__file__).resolve().parents[2] / "shared" / "schemas"
-)
+SCHEMAS_DIR = Path(__file__).resolve().parent / "fixtures" / "crds"  # vendored, see NOTICE
 CRDS = {  # kind: (apiVersion, CRD file)
     "SeldonDeployment": (
         "machinelearning.seldon.io/v1",
@@ -86,8 +82,7 @@ SPECS = {
 def schemas_dir() -> Path:
     if not SCHEMAS_DIR.is_dir():
         pytest.fail(
-            f"Seldon CRD schemas not found at {SCHEMAS_DIR}; set MLOPS_KIT_SCHEMAS_DIR to the "
-            "directory holding seldon-core-v1.18.2/ and seldon-core-v2.10.2/"
+            f"Seldon CRD schemas not found at {SCHEMAS_DIR} (vendored with the tests)"
         )
     return SCHEMAS_DIR
 
