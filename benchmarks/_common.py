@@ -99,8 +99,8 @@ def wait_http(
 def train_model(state_dir: Path):
     """Register one wine model in a fresh project; returns (project, version, local path)."""
     from mlops_kit.project import Project
-    from mlops_kit.registry import Registry
-    from mlops_kit.training import load_dataset, train_and_register, training_params
+    from mlops_kit.registry.client import Registry
+    from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
     project = Project.load(state_dir=state_dir)
     data = load_dataset("wine")

@@ -1,4 +1,4 @@
-"""Our load generator (locust, ``mlops_kit.loadtest``) vs wrk against the same endpoint.
+"""Our load generator (locust, ``mlops_kit.verify.loadtest``) vs wrk against the same endpoint.
 
     .venv/bin/python benchmarks/loadgen.py [--seconds 8] [--connections 10 50] [--rounds 3]
 
@@ -80,7 +80,7 @@ def process_cpu(pid: int) -> float:
 
 def ours(url: str, body: str, seconds: int, connections: int) -> tuple[LoadResult, float]:
     """Our generator's figures and the CPU it used during the load (its start-up excluded)."""
-    from mlops_kit.loadtest import LoadSpec, run_load
+    from mlops_kit.verify.loadtest import LoadSpec, run_load
 
     result = run_load(
         LoadSpec(url, body, users=connections, spawn_rate=1000, duration_s=seconds),
@@ -106,9 +106,9 @@ def main() -> None:
     args = parser.parse_args()
     require_wrk()
 
-    from mlops_kit import v2
-    from mlops_kit.deploy import spec_for
+    from mlops_kit.gitops.deploy import spec_for
     from mlops_kit.targets import for_environment
+    from mlops_kit.verify import v2
 
     with workdir() as tmp:
         project, version, _, data = train_model(tmp / "state")

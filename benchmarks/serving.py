@@ -55,9 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     require_wrk()
 
-    from mlops_kit import v2
-    from mlops_kit.deploy import spec_for
+    from mlops_kit.gitops.deploy import spec_for
     from mlops_kit.targets import for_environment
+    from mlops_kit.verify import v2
 
     with workdir() as tmp:
         project, version, model_path, data = train_model(tmp / "state")

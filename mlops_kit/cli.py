@@ -32,7 +32,7 @@ def parse_parameter(text: str) -> tuple[str, Any]:
 def preflight(parameters: dict[str, Any], config: str | None) -> None:
     """Check the parameters the library can validate before any kernel starts."""
     from mlops_kit.settings import TrainingSettings, load_settings
-    from mlops_kit.training import training_params
+    from mlops_kit.train.training import training_params
 
     training = {k: v for k, v in parameters.items() if k in TrainingSettings.model_fields}
     if training:
@@ -40,7 +40,7 @@ def preflight(parameters: dict[str, Any], config: str | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mlops_kit.runner import run_notebooks
+    from mlops_kit.notebook.runner import run_notebooks
 
     parameters = dict(parse_parameter(p) for p in args.parameter)
     preflight(parameters, args.config)
@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_versions(args: argparse.Namespace) -> int:
     from mlops_kit.project import Project
-    from mlops_kit.registry import Registry
+    from mlops_kit.registry.client import Registry
 
     rows = [v.as_row() for v in Registry(Project.load(args.config)).versions()]
     if not rows:
@@ -79,7 +79,7 @@ def _project(args: argparse.Namespace) -> Any:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from mlops_kit.deploy import deploy, smoke
+    from mlops_kit.gitops.deploy import deploy, smoke
 
     project = _project(args)
     result = deploy(project, args.environment, args.version, actor=args.actor)
@@ -93,7 +93,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     import threading
 
-    from mlops_kit.sync import sync, watch
+    from mlops_kit.gitops.sync import sync, watch
 
     project = _project(args)
     if not args.watch:
@@ -163,7 +163,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
 
 
 def cmd_request(args: argparse.Namespace) -> int:
-    from mlops_kit.promotion import Promotions
+    from mlops_kit.promote.promotion import Promotions
 
     request = Promotions(_project(args)).open(
         args.version, from_env=args.from_env, to_env=args.to_env, requested_by=args.actor
@@ -173,7 +173,7 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 def cmd_requests(args: argparse.Namespace) -> int:
-    from mlops_kit.promotion import Promotions
+    from mlops_kit.promote.promotion import Promotions
 
     requests = Promotions(_project(args)).all(args.status)
     if not requests:
@@ -186,7 +186,7 @@ def cmd_requests(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from mlops_kit.promotion import Promotions
+    from mlops_kit.promote.promotion import Promotions
 
     promotions = Promotions(_project(args))
     if args.command == "approve":
@@ -198,7 +198,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from mlops_kit.promotion import Promotions
+    from mlops_kit.promote.promotion import Promotions
 
     project = _project(args)
     sha = Promotions(project).rollback(args.environment, args.actor)
@@ -209,7 +209,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from mlops_kit import audit
+    from mlops_kit.gitops import audit
 
     project = _project(args)
     if args.at:
@@ -230,11 +230,11 @@ def cmd_follow(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from mlops_kit.controller import follow
+    from mlops_kit.registry.controller import follow
 
     project = _project(args)
     if args.server:
-        from mlops_kit.registry_server import served
+        from mlops_kit.registry.server import served
 
         project = served(project)
     stop = threading.Event()
@@ -255,7 +255,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
-    from mlops_kit import loadtest
+    from mlops_kit.verify import loadtest
 
     project = _project(args)
     slo = loadtest.slo_from(
@@ -276,7 +276,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from mlops_kit.monitoring import FLAVOURS, write_dashboard
+    from mlops_kit.verify.monitoring import FLAVOURS, write_dashboard
 
     for path in write_dashboard(args.output_dir, args.metrics or FLAVOURS).values():
         print(f"wrote {path}")
@@ -284,7 +284,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from mlops_kit import environments
+    from mlops_kit.targets import setup as environments
 
     project = environments.load_project(args.config, args.target)
     report = environments.setup(project, args.target, apply_argocd=args.apply_argocd)
@@ -295,7 +295,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_build_context(args: argparse.Namespace) -> int:
-    from mlops_kit import build_context
+    from mlops_kit.targets import build_context
 
     ctx = build_context.for_version(
         _project(args), args.version, args.flavour, dest=args.output, image=args.image,

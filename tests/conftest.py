@@ -39,7 +39,7 @@ def project(state_dir: Path):
 
 @pytest.fixture
 def wine():
-    from mlops_kit.training import load_dataset
+    from mlops_kit.train.training import load_dataset
 
     return load_dataset("wine")
 
@@ -47,7 +47,7 @@ def wine():
 @pytest.fixture
 def registered(project, wine):
     """A project with version 1 trained and registered."""
-    from mlops_kit.training import train_and_register, training_params
+    from mlops_kit.train.training import train_and_register, training_params
 
     result = train_and_register(project, wine, training_params(n_estimators=20))
     return project, result

@@ -944,7 +944,7 @@ class PlayOperator:
         return LocalTarget(settings, EnvironmentSettings(name=environment, kind="staging"))
 
     def _serve(self, obj: dict[str, Any]) -> None:
-        from mlops_kit import manifests
+        from mlops_kit.gitops import manifests
 
         assert self.ingress is not None
         spec = manifests.spec_from_manifest(obj)

@@ -8,10 +8,11 @@ import jsonschema
 import pytest
 import yaml
 
-from mlops_kit import argocd, environments
 from mlops_kit.errors import ConfigError, ParameterError, TargetError
-from mlops_kit.gitops import GitOpsRepo
+from mlops_kit.gitops import argocd
+from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.settings import load_settings
+from mlops_kit.targets import setup as environments
 from mlops_kit.targets.kubernetes import Cluster, KubernetesConfig
 from tests.k8s_emulator import (
     ARGOCD_APPLICATIONS,

@@ -30,7 +30,7 @@ from mlops_kit.serving.batching import Batcher, Columns, batch_key, concat, row_
 from mlops_kit.serving.runtime import _batcher_for, decode_columns
 from mlops_kit.settings import ServingSettings, Settings
 from mlops_kit.targets.local import LocalTarget
-from mlops_kit.v2 import decode_outputs, encode_dataframe
+from mlops_kit.verify.v2 import decode_outputs, encode_dataframe
 
 if TYPE_CHECKING:
     from tests.conftest_serving import Models

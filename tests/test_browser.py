@@ -123,14 +123,14 @@ class Pending:
 @pytest.fixture
 def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
     """alice's request to promote v2 from staging to production (which serves v1)."""
-    from mlops_kit import v2
-    from mlops_kit.deploy import deploy
+    from mlops_kit.gitops.deploy import deploy
     from mlops_kit.project import Project
-    from mlops_kit.promotion import Promotions
-    from mlops_kit.registry import Registry
+    from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.registry.client import Registry
     from mlops_kit.targets import for_environment
     from mlops_kit.targets.local import stop_all
-    from mlops_kit.training import load_dataset, train_and_register, training_params
+    from mlops_kit.train.training import load_dataset, train_and_register, training_params
+    from mlops_kit.verify import v2
 
     project = Project.load(lab_root / "mlops.yaml")
     try:
@@ -152,7 +152,7 @@ def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
 def test_approve_in_jupyterlab_rolls_out_to_production(lab, pending, tmp_path, record_property):
     from playwright.sync_api import expect, sync_playwright
 
-    from mlops_kit.promotion import Promotions
+    from mlops_kit.promote.promotion import Promotions
 
     assert pending.production_answers() == "1"
     lab.wait_ready(timeout=90)

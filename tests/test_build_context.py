@@ -10,9 +10,10 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from mlops_kit import build_context, manifests
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError
+from mlops_kit.gitops import manifests
+from mlops_kit.targets import build_context
 from tests.k8s_emulator import seeded_registry
 from tests.test_manifests import validate
 
@@ -63,8 +64,8 @@ def check_dockerfile(context: Path) -> list[tuple[str, str]]:
 def model(tmp_path_factory):
     """A real registered model, logged the way the pipeline logs it."""
     from mlops_kit.project import Project
-    from mlops_kit.registry import Registry
-    from mlops_kit.training import load_dataset, train_and_register, training_params
+    from mlops_kit.registry.client import Registry
+    from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
     state = tmp_path_factory.mktemp("state")
     seeded_registry(state)  # the registry's schema is not what these tests are about

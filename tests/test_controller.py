@@ -7,15 +7,15 @@ import time
 
 import pytest
 
-from mlops_kit import registry_server
-from mlops_kit.controller import follow
-from mlops_kit.deploy import deploy
-from mlops_kit.gitops import GitOpsRepo
+from mlops_kit.gitops.deploy import deploy
+from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.project import Project
-from mlops_kit.registry import Registry
+from mlops_kit.registry import server as registry_server
+from mlops_kit.registry.client import Registry
+from mlops_kit.registry.controller import follow
 from mlops_kit.targets import for_environment
 from mlops_kit.targets.local import stop_all
-from mlops_kit.training import load_dataset, train_and_register, training_params
+from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
 pytestmark = pytest.mark.slow
 

@@ -22,9 +22,9 @@ from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError, TargetError
 from mlops_kit.serving import seldon
 from mlops_kit.settings import EnvironmentSettings, ServingSettings, Settings
-from mlops_kit.smoke import examples_from_model, smoke_test
 from mlops_kit.targets.local import SERVER_FILE, LocalTarget, ServerRecord, stop_all
-from mlops_kit.v2 import SELDON, V2, protocol_for
+from mlops_kit.verify.smoke import examples_from_model, smoke_test
+from mlops_kit.verify.v2 import SELDON, V2, protocol_for
 
 if TYPE_CHECKING:
     from tests.conftest_serving import Models, Processes
@@ -279,9 +279,9 @@ def test_deploy_and_smoke_a_registered_version_with_the_custom_flavour(
     seldon_env: Path, state_dir: Path, wine: object, processes: Processes
 ) -> None:
     """The whole path: registry -> GitOps commit -> sync -> custom server -> ``deploy.smoke``."""
-    from mlops_kit import deploy
+    from mlops_kit.gitops import deploy
     from mlops_kit.project import Project
-    from mlops_kit.training import train_and_register, training_params
+    from mlops_kit.train.training import train_and_register, training_params
     from tests.conftest import mlflow_globals_restored
 
     serving = {

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_kit import registry_server
 from mlops_kit.errors import ConfigError, RegistryError
-from mlops_kit.events import (
+from mlops_kit.project import Project
+from mlops_kit.registry import server as registry_server
+from mlops_kit.registry.events import (
     AliasEvent,
     PollSource,
     WebhookSource,
@@ -24,7 +25,6 @@ from mlops_kit.events import (
     supports_webhooks,
     verify_signature,
 )
-from mlops_kit.project import Project
 from tests.conftest import mlflow_globals_restored
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ SECRET = "a-test-secret-never-logged"
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory):
     """A registry server with MODEL (versions 1, 2) and OTHER (version 1); stopped at the end."""
-    from mlops_kit.training import load_dataset, train_and_register, training_params
+    from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
     root = tmp_path_factory.mktemp("events")
     with pytest.MonkeyPatch.context() as mp, mlflow_globals_restored():
@@ -253,7 +253,7 @@ def test_undecryptable_webhook_secrets_fall_back_fast(project: Project, caplog) 
         started = time.monotonic()
         assert not supports_webhooks(project)
         with (
-            caplog.at_level("INFO", logger="mlops_kit.events"),
+            caplog.at_level("INFO", logger="mlops_kit.registry.events"),
             alias_events(project, interval=0.5) as source,
         ):
             assert isinstance(source, PollSource)

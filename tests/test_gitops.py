@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_kit import manifests
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError, GitOpsError
-from mlops_kit.gitops import Commit, GitOpsRepo
+from mlops_kit.gitops import manifests
+from mlops_kit.gitops.repository import Commit, GitOpsRepo
 from mlops_kit.settings import load_settings
 
 
@@ -71,7 +71,7 @@ def test_ensure_creates_bare_remote_clone_and_readme_once(tmp_path):
 
 def test_ensure_from_several_processes_at_once(tmp_path):
     script = (
-        "import sys; from pathlib import Path; from mlops_kit.gitops import GitOpsRepo; "
+        "import sys; from pathlib import Path; from mlops_kit.gitops.repository import GitOpsRepo; "
         "GitOpsRepo(Path(sys.argv[1])).ensure()"
     )
     root = tmp_path / "gitops"

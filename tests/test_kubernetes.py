@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_kit import manifests, targets
+from mlops_kit import targets
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError, DeploymentTimeout, MissingDependencyError, TargetError
+from mlops_kit.gitops import manifests
 from mlops_kit.settings import Settings, load_settings
 from mlops_kit.targets.kubernetes import (
     Cluster,
@@ -204,9 +205,9 @@ def test_endpoint_needs_a_deployment_and_an_ingress(tmp_path, emulator, operator
 
 
 def test_sync_applies_the_gitops_repository_unchanged(tmp_path, emulator, operator):
-    from mlops_kit.gitops import GitOpsRepo
+    from mlops_kit.gitops.repository import GitOpsRepo
+    from mlops_kit.gitops.sync import sync
     from mlops_kit.project import Project
-    from mlops_kit.sync import sync
 
     project = Project(k8s_settings(tmp_path))
     repo = GitOpsRepo.from_settings(project.settings)

@@ -11,9 +11,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from mlops_kit import loadtest, runner
 from mlops_kit.errors import ParameterError
-from mlops_kit.loadtest import (
+from mlops_kit.notebook import runner
+from mlops_kit.verify import loadtest
+from mlops_kit.verify.loadtest import (
     EndpointUnavailable,
     LoadLimits,
     LoadSpec,
@@ -30,10 +31,10 @@ BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64",
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """One wine model served in staging; the servers are stopped afterwards."""
-    from mlops_kit.deploy import deploy
+    from mlops_kit.gitops.deploy import deploy
     from mlops_kit.project import Project
     from mlops_kit.targets.local import stop_all
-    from mlops_kit.training import load_dataset, train_and_register, training_params
+    from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
     project = Project.load(state_dir=tmp_path_factory.mktemp("load") / "state")
     result = train_and_register(project, load_dataset("wine"), training_params(n_estimators=10))
@@ -86,8 +87,8 @@ def test_figures_of_a_short_load_are_sane(run):
 def test_the_documented_mlserver_metrics_exist_on_a_live_server(served, run):
     import httpx
 
-    from mlops_kit.monitoring import METRICS
     from mlops_kit.targets import for_environment
+    from mlops_kit.verify.monitoring import METRICS
 
     project, _, _ = served
     record = for_environment(project.settings, "staging").server(project.model_name)
@@ -115,8 +116,8 @@ def test_the_request_cap_ends_the_run(served):
 
 @pytest.mark.slow
 def test_slo_verdicts_are_tagged_and_attached_to_the_pending_request(served, run):
-    from mlops_kit.promotion import Promotions
-    from mlops_kit.registry import Registry
+    from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.registry.client import Registry
 
     project, version, _ = served
     request = Promotions(project).open(version, requested_by="alice")
@@ -151,7 +152,7 @@ def test_slo_verdicts_are_tagged_and_attached_to_the_pending_request(served, run
 
 @pytest.mark.slow
 def test_notebook_04_runs_under_papermill_and_fails_on_a_missed_slo(served, tmp_path, monkeypatch):
-    from mlops_kit.registry import Registry
+    from mlops_kit.registry.client import Registry
 
     project, version, _ = served
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(project.state_dir))
@@ -234,7 +235,7 @@ def test_an_endpoint_that_never_answers_times_out_within_bounds():
 
 @pytest.mark.timeout(30)
 def test_a_failing_or_stuck_generator_is_reported_and_killed(monkeypatch):
-    from mlops_kit.loadtest import LoadTestError
+    from mlops_kit.verify.loadtest import LoadTestError
 
     url = f"http://127.0.0.1:{free_port()}/x"
     spec = LoadSpec(url, BODY, duration_s=0.5, timeout_s=0.5)

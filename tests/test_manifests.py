@@ -16,9 +16,9 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
-from mlops_kit import manifests
 from mlops_kit.deployment import DeploymentSpec, Resources
 from mlops_kit.errors import ConfigError
+from mlops_kit.gitops import manifests
 
 # Read at import: the autouse fixture in conftest clears MLOPS_KIT_* variables per test.
 SCHEMAS_DIR = Path(__file__).resolve().parent / "fixtures" / "crds"  # vendored, see NOTICE
@@ -81,9 +81,7 @@ SPECS = {
 @pytest.fixture(scope="module")
 def schemas_dir() -> Path:
     if not SCHEMAS_DIR.is_dir():
-        pytest.fail(
-            f"Seldon CRD schemas not found at {SCHEMAS_DIR} (vendored with the tests)"
-        )
+        pytest.fail(f"Seldon CRD schemas not found at {SCHEMAS_DIR} (vendored with the tests)")
     return SCHEMAS_DIR
 
 

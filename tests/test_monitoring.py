@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from mlops_kit import monitoring
 from mlops_kit.errors import ConfigError
-from mlops_kit.monitoring import MetricsSnapshot, check_promql, histogram_quantile
+from mlops_kit.verify import monitoring
+from mlops_kit.verify.monitoring import MetricsSnapshot, check_promql, histogram_quantile
 
 
 def _grafana_to_promql(expr: str) -> str:

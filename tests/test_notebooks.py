@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from mlops_kit import runner
+from mlops_kit.notebook import runner
 from tests.conftest import NOTEBOOKS
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -45,8 +45,8 @@ def servers(tmp_path):
 
 def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, servers):
     from mlops_kit.project import Project
-    from mlops_kit.promotion import Promotions
-    from mlops_kit.registry import Registry
+    from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.registry.client import Registry
     from mlops_kit.targets import for_environment
 
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
@@ -71,7 +71,7 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
 
 def test_notebook_03_does_not_wait_without_a_decision(tmp_path, monkeypatch, servers):
     from mlops_kit.project import Project
-    from mlops_kit.promotion import Promotions
+    from mlops_kit.promote.promotion import Promotions
 
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")

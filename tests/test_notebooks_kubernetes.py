@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 import pytest
 import yaml
 
-from mlops_kit import runner
+from mlops_kit.notebook import runner
 from tests.conftest import NOTEBOOKS
 from tests.k8s_emulator import (
     ARGOCD_APPLICATIONS,
@@ -45,10 +45,10 @@ def _kernels_find_the_target(tmp_path, monkeypatch):
 
 
 def test_notebooks_01_and_02_set_up_and_deploy_staging_on_kubernetes(tmp_path, monkeypatch):
-    from mlops_kit.gitops import GitOpsRepo
+    from mlops_kit.gitops.repository import GitOpsRepo
     from mlops_kit.project import Project
-    from mlops_kit.promotion import Promotions
-    from mlops_kit.registry import Registry
+    from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.registry.client import Registry
 
     state = tmp_path / "state"
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(state))

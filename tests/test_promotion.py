@@ -11,18 +11,20 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from mlops_kit import approvals, audit, hooks, v2
-from mlops_kit.deploy import deploy
 from mlops_kit.errors import ApprovalRefused, PromotionFailed
-from mlops_kit.gitops import GitOpsRepo
+from mlops_kit.gitops import audit
+from mlops_kit.gitops.deploy import deploy
+from mlops_kit.gitops.repository import GitOpsRepo
+from mlops_kit.gitops.sync import watch
 from mlops_kit.project import Project
-from mlops_kit.promotion import Promotions
-from mlops_kit.registry import Registry
+from mlops_kit.promote import approvals, hooks
+from mlops_kit.promote.promotion import Promotions
+from mlops_kit.registry.client import Registry
 from mlops_kit.settings import ApprovalPolicy, EnvironmentSettings
-from mlops_kit.sync import watch
 from mlops_kit.targets import for_environment
 from mlops_kit.targets.local import stop_all
-from mlops_kit.training import load_dataset, train_and_register, training_params
+from mlops_kit.train.training import load_dataset, train_and_register, training_params
+from mlops_kit.verify import v2
 
 pytestmark = pytest.mark.slow
 

@@ -1,10 +1,10 @@
 import pytest
 
-from mlops_kit import gates
 from mlops_kit.errors import GateFailed, ModelVersionNotFound
-from mlops_kit.registry import Registry
+from mlops_kit.registry.client import Registry
 from mlops_kit.settings import GateSettings
-from mlops_kit.training import train_and_register, training_params
+from mlops_kit.train import gates
+from mlops_kit.train.training import train_and_register, training_params
 
 
 def test_aliases_and_champion(registered):

@@ -9,9 +9,9 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from mlops_kit import registry_server
 from mlops_kit.errors import RegistryError
 from mlops_kit.project import Project
+from mlops_kit.registry import server as registry_server
 from tests.conftest import mlflow_globals_restored
 
 pytestmark = pytest.mark.slow
@@ -60,7 +60,7 @@ def test_ensure_running_reuses_the_live_server(server) -> None:
 
 
 def test_model_logged_through_the_server_stays_local(server) -> None:
-    from mlops_kit.training import load_dataset, train_and_register, training_params
+    from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
     project, info = server
     served = registry_server.served(project)

@@ -4,9 +4,9 @@ import sys
 import nbformat
 import pytest
 
-from mlops_kit import runner
 from mlops_kit.cli import parse_parameter
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError
+from mlops_kit.notebook import runner
 
 
 def make_notebook(path, *cells):

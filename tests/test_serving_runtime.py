@@ -14,7 +14,7 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from mlserver.types import InferenceRequest
 
 from mlops_kit.serving.runtime import RequestValidator
-from mlops_kit.v2 import decode_outputs, encode_dataframe, infer, infer_url
+from mlops_kit.verify.v2 import decode_outputs, encode_dataframe, infer, infer_url
 
 if TYPE_CHECKING:
     from tests.conftest_serving import Models, Served

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mlops_kit.errors import SmokeTestFailed, ToolkitError
-from mlops_kit.smoke import SmokeResult, examples_from_model, smoke_test
-from mlops_kit.v2 import InferenceFailed, infer
+from mlops_kit.verify.smoke import SmokeResult, examples_from_model, smoke_test
+from mlops_kit.verify.v2 import InferenceFailed, infer
 
 if TYPE_CHECKING:
     from tests.conftest_serving import Models, Served

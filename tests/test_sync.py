@@ -13,16 +13,16 @@ import httpx
 import numpy as np
 import pytest
 
-from mlops_kit import v2
-from mlops_kit.deploy import deploy, smoke, spec_for
 from mlops_kit.errors import SmokeTestFailed
-from mlops_kit.gitops import GitOpsRepo
+from mlops_kit.gitops.deploy import deploy, smoke, spec_for
+from mlops_kit.gitops.repository import GitOpsRepo
+from mlops_kit.gitops.sync import sync, watch
 from mlops_kit.project import Project
-from mlops_kit.registry import Registry
-from mlops_kit.sync import sync, watch
+from mlops_kit.registry.client import Registry
 from mlops_kit.targets import for_environment
 from mlops_kit.targets.local import stop_all
-from mlops_kit.training import load_dataset, train_and_register, training_params
+from mlops_kit.train.training import load_dataset, train_and_register, training_params
+from mlops_kit.verify import v2
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from mlops_kit.errors import DeploymentTimeout, TargetError, TargetNotFound
 from mlops_kit.settings import Settings
 from mlops_kit.targets import DeploymentTarget
 from mlops_kit.targets.local import SERVER_FILE, LocalTarget, stop_all
-from mlops_kit.v2 import InferenceFailed, encode_dataframe, infer, infer_response
+from mlops_kit.verify.v2 import InferenceFailed, encode_dataframe, infer, infer_response
 
 if TYPE_CHECKING:
     from tests.conftest_serving import Models, Processes, Served

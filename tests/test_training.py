@@ -1,9 +1,9 @@
 import mlflow
 import pytest
 
-from mlops_kit import training
 from mlops_kit.errors import ParameterError
 from mlops_kit.settings import DATASETS, TrainingSettings
+from mlops_kit.train import training
 
 
 @pytest.mark.parametrize("name", DATASETS)

@@ -2,7 +2,7 @@
 
 Each environment is a namespace (``environment.namespace`` or ``<project>-<environment>``)
 of the cluster named by a kubeconfig context. A deployment is the document
-:func:`mlops_kit.manifests.render` makes of its spec — exactly what the GitOps repository
+:func:`mlops_kit.gitops.manifests.render` makes of its spec — exactly what the GitOps repository
 holds — server-side applied with the field manager ``mlops-kit``:
 
 - ``gitops.manifest: seldon-v1``: a ``SeldonDeployment``; ready when ``status.state`` is
@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mlops_kit import manifests
 from mlops_kit.errors import DeploymentTimeout, MissingDependencyError, TargetError
+from mlops_kit.gitops import manifests
 from mlops_kit.targets.base import DeploymentStatus, DeploymentTarget
 
 if TYPE_CHECKING:

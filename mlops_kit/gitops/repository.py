@@ -1,7 +1,7 @@
 """A real git repository as the record of what runs where.
 
 Layout: ``environments/<environment>/<model>.yaml`` on one branch (``main``), each file a
-manifest from :mod:`mlops_kit.manifests`. Every change is a commit by the acting person with
+manifest from :mod:`mlops_kit.gitops.manifests`. Every change is a commit by the acting person with
 trailers (``Model:``, ``Model-Version:``, ``Environment:``, ``Actor:``...) and is pushed at
 once; the remote (a bare repository in the state directory by default) is the truth, the
 working clone under ``<root>/work`` is a scratch area this module owns and resets freely.
@@ -25,10 +25,10 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from mlops_kit import manifests
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError, GitOpsError
-from mlops_kit.manifests import ManifestFormat
+from mlops_kit.gitops import manifests
+from mlops_kit.gitops.manifests import ManifestFormat
 
 if TYPE_CHECKING:
     from mlops_kit.settings import Settings

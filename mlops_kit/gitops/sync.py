@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from mlops_kit import targets
-from mlops_kit.gitops import GitOpsRepo
+from mlops_kit.gitops.repository import GitOpsRepo
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project

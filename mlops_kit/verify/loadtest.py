@@ -44,10 +44,10 @@ from mlops_kit.errors import ConfigError, MissingDependencyError, ParameterError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_kit.approvals import PromotionRequest
-    from mlops_kit.monitoring import ServerFigures
     from mlops_kit.project import Project
+    from mlops_kit.promote.approvals import PromotionRequest
     from mlops_kit.settings import Settings
+    from mlops_kit.verify.monitoring import ServerFigures
 
 __all__ = [
     "EndpointUnavailable",
@@ -77,7 +77,7 @@ PERCENTILES = (50, 90, 95, 99)
 _CHILD = (
     "from gevent import monkey; monkey.patch_all()\n"
     "import sys\n"
-    "from mlops_kit.loadtest import _child_main\n"
+    "from mlops_kit.verify.loadtest import _child_main\n"
     "sys.exit(_child_main())\n"
 )
 _STARTUP_ALLOWANCE = 30.0
@@ -483,7 +483,7 @@ def preflight(url: str, body: str, timeout: float) -> None:
     """One request before the load: fail fast (EndpointUnavailable) if it is not answered 2xx."""
     import httpx
 
-    from mlops_kit.v2 import error_message
+    from mlops_kit.verify.v2 import error_message
 
     try:
         with httpx.Client(timeout=timeout, trust_env=False) as client:
@@ -859,8 +859,8 @@ def request_body(project: Project, version: str) -> str:
     """A V2 request body from the registered version's saved input example."""
     from mlflow.models import Model
 
-    from mlops_kit.registry import Registry
-    from mlops_kit.v2 import encode_dataframe
+    from mlops_kit.registry.client import Registry
+    from mlops_kit.verify.v2 import encode_dataframe
 
     path = str(Registry(project).local_path(version))
     example = Model.load(path).load_input_example(path)
@@ -893,7 +893,7 @@ def load_test(
     nothing is served or the endpoint does not answer; bounds come from :func:`limits_from`.
     """
     from mlops_kit import targets
-    from mlops_kit.monitoring import MetricsSnapshot, scrape, server_figures
+    from mlops_kit.verify.monitoring import MetricsSnapshot, scrape, server_figures
 
     settings = project.settings
     if allow_remote is None:
@@ -908,7 +908,7 @@ def load_test(
         server = getattr(target, "server", None)
         record = server(model) if callable(server) else None
         metrics_url = getattr(record, "metrics_url", None)
-    from mlops_kit.v2 import infer_url
+    from mlops_kit.verify.v2 import infer_url
 
     url = infer_url(status.endpoint, model)
     spec = LoadSpec(
@@ -1010,7 +1010,7 @@ class SloVerdict:
 
     def tags(self, environment: str) -> dict[str, str]:
         """Registry tags ``mlops.loadtest.<environment>.*`` (read into promotion evidence)."""
-        from mlops_kit.training import TAG_PREFIX
+        from mlops_kit.train.training import TAG_PREFIX
 
         prefix = f"{TAG_PREFIX}{TAG_KEY}.{environment}."
         tags = {
@@ -1120,8 +1120,8 @@ def record(project: Project, run: LoadTestRun, verdict: SloVerdict) -> dict[str,
     ``load_test`` goes to the newest pending request that promotes this version out of this
     environment, if there is one. Returns what was recorded where.
     """
-    from mlops_kit.promotion import Promotions
-    from mlops_kit.registry import Registry
+    from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.registry.client import Registry
 
     tags = verdict.tags(run.environment)
     Registry(project).tag(run.version, tags)

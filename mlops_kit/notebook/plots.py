@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from mlops_kit.approvals import PromotionRequest
-    from mlops_kit.gates import GateVerdict
-    from mlops_kit.training import Dataset
+    from mlops_kit.promote.approvals import PromotionRequest
+    from mlops_kit.train.gates import GateVerdict
+    from mlops_kit.train.training import Dataset
 
 
 def confusion_matrix(model: Any, data: Dataset, title: str = "Held-out confusion matrix") -> Figure:
@@ -82,7 +82,7 @@ def metric_comparison(request: PromotionRequest) -> Figure:
 # -- load tests ----------------------------------------------------------------------------------
 
 if TYPE_CHECKING:
-    from mlops_kit.loadtest import LoadTestResult, LoadTestRun, Slo
+    from mlops_kit.verify.loadtest import LoadTestResult, LoadTestRun, Slo
 
 _PERCENTILE_COLOURS = {"p50": "#0969da", "p90": "#8250df", "p95": "#bf8700", "p99": "#cf222e"}
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from mlops_kit.errors import ModelVersionNotFound, RegistryError
-from mlops_kit.training import TAG_PREFIX
+from mlops_kit.train.training import TAG_PREFIX
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,13 +6,13 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.errors import GateFailed
-from mlops_kit.registry import Registry
-from mlops_kit.training import TAG_PREFIX, score
+from mlops_kit.registry.client import Registry
+from mlops_kit.train.training import TAG_PREFIX, score
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
     from mlops_kit.settings import GateSettings
-    from mlops_kit.training import Dataset
+    from mlops_kit.train.training import Dataset
 
 
 @dataclass(frozen=True)

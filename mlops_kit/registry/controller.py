@@ -2,7 +2,7 @@
 
 Moving the ``staging`` alias to a version leads to a GitOps commit (trailer ``Triggered-By``)
 and a sync, without minute-polling: the alias events come from MLflow registry webhooks when
-the registry is an ``mlflow server`` (see :mod:`mlops_kit.registry_server`), else from a cheap
+the registry is an ``mlflow server`` (see :mod:`mlops_kit.registry.server`), else from a cheap
 one-second poll. Measured latency (alias set → the environment serves the version) is in
 ``docs/events.md``.
 """
@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mlops_kit.deploy import DeployResult, deploy
-from mlops_kit.events import AliasEvent, AliasEventSource, alias_events
+from mlops_kit.gitops.deploy import DeployResult, deploy
+from mlops_kit.registry.events import AliasEvent, AliasEventSource, alias_events
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
-from mlops_kit.training import PIPELINE_RUN_ENV
+from mlops_kit.train.training import PIPELINE_RUN_ENV
 
 # Errors raised in a kernel whose cause is the input, not the pipeline: the CLI exits 2.
 USAGE_ERRORS = {

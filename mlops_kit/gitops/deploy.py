@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.deployment import DeploymentSpec
-from mlops_kit.gitops import GitOpsRepo
-from mlops_kit.registry import Registry
-from mlops_kit.sync import SyncReport, sync
-from mlops_kit.training import TAG_PREFIX
+from mlops_kit.gitops.repository import GitOpsRepo
+from mlops_kit.gitops.sync import SyncReport, sync
+from mlops_kit.registry.client import Registry
+from mlops_kit.train.training import TAG_PREFIX
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
-    from mlops_kit.smoke import SmokeResult
+    from mlops_kit.verify.smoke import SmokeResult
 
 
 def current_actor() -> str:
@@ -101,7 +101,7 @@ def smoke(project: Project, environment: str, version: str | int | None = None) 
     The result is recorded as tags on the version; a failure raises SmokeTestFailed.
     """
     from mlops_kit import targets
-    from mlops_kit.smoke import examples_from_model, smoke_test
+    from mlops_kit.verify.smoke import examples_from_model, smoke_test
 
     registry = Registry(project)
     target = targets.for_environment(project.settings, environment)

@@ -3,7 +3,7 @@
 ``before_promote(request)`` runs before an approved request is merged; raising vetoes it.
 ``after_deploy(environment, spec, status)`` runs after a deploy or rollout is serving; raising
 fails the verification, and a rollout is rolled back. Register in code with :func:`register`
-or in a package with the entry-point group ``mlops_kit.hooks`` (name = hook name).
+or in a package with the entry-point group ``mlops_kit.promote.hooks`` (name = hook name).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from mlops_kit.errors import ConfigError
 
-ENTRY_POINT_GROUP = "mlops_kit.hooks"
+ENTRY_POINT_GROUP = "mlops_kit.promote.hooks"
 SPECS = ("before_promote", "after_deploy")
 
 _registered: dict[str, list[Callable[..., Any]]] = {name: [] for name in SPECS}

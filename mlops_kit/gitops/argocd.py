@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_kit import manifests
-from mlops_kit.gitops import ENVIRONMENTS_DIR
+from mlops_kit.gitops import manifests
+from mlops_kit.gitops.repository import ENVIRONMENTS_DIR
 
 if TYPE_CHECKING:
-    from mlops_kit.gitops import GitOpsRepo
+    from mlops_kit.gitops.repository import GitOpsRepo
     from mlops_kit.settings import EnvironmentSettings, Settings
     from mlops_kit.targets.kubernetes import Cluster
 

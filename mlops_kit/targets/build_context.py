@@ -135,7 +135,7 @@ def for_version(
     **options: Any,
 ) -> BuildContext:
     """The build context of a registered version, under ``<state_dir>/build/`` by default."""
-    from mlops_kit.deploy import spec_for
+    from mlops_kit.gitops.deploy import spec_for
 
     environment = project.settings.environments[0].name
     spec = spec_for(project, environment, version)

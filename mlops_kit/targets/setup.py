@@ -216,9 +216,9 @@ def _argocd(
     cluster: Cluster,
     apply_argocd: bool,
 ) -> None:
-    from mlops_kit import argocd
-    from mlops_kit.deploy import current_actor
-    from mlops_kit.gitops import GitOpsRepo
+    from mlops_kit.gitops import argocd
+    from mlops_kit.gitops.deploy import current_actor
+    from mlops_kit.gitops.repository import GitOpsRepo
     from mlops_kit.targets.kubernetes import namespace_for
 
     settings = project.settings

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from mlops_kit.errors import ToolkitError
 
 if TYPE_CHECKING:
-    from mlops_kit.approvals import PromotionRequest
-    from mlops_kit.promotion import Promotions
+    from mlops_kit.promote.approvals import PromotionRequest
+    from mlops_kit.promote.promotion import Promotions
 
 
 def evidence_html(request: PromotionRequest) -> str:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mlops_kit import manifests
 from mlops_kit.errors import ConfigError
-from mlops_kit.gitops import ENVIRONMENTS_DIR, GitOpsRepo
+from mlops_kit.gitops import manifests
+from mlops_kit.gitops.repository import ENVIRONMENTS_DIR, GitOpsRepo
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -4,7 +4,7 @@ Two sources share one small interface, :class:`AliasEventSource`:
 
 - :class:`WebhookSource` receives MLflow registry webhooks (``model_version_alias.created`` /
   ``.deleted``) on a loopback HTTP receiver. It needs an ``mlflow server`` (MLflow >= 3.3 with
-  a SQL backend; see :mod:`mlops_kit.registry_server`): MLflow delivers webhooks only from the
+  a SQL backend; see :mod:`mlops_kit.registry.server`): MLflow delivers webhooks only from the
   server process, never from a client writing to SQLite.
 - :class:`PollSource` reads the model's aliases every ``interval`` seconds: one cheap
   ``get_registered_model`` call, against any registry.
@@ -599,7 +599,7 @@ def alias_events(
 
     Webhooks are used when the tracking URI is http(s), the server answers the webhook API
     (MLflow >= 3.3 with a SQL backend) and accepts our receiver's URL (a loopback receiver
-    needs the server started with :data:`mlops_kit.registry_server.WEBHOOK_ENV`). Otherwise it
+    needs the server started with :data:`mlops_kit.registry.server.WEBHOOK_ENV`). Otherwise it
     polls every ``interval`` seconds. The choice is logged. Close the source (or use it in a
     ``with`` block) like a file.
     """
@@ -791,7 +791,7 @@ def _webhook_refusal(uri: str, exc: Exception) -> str:
         message += (
             " (a receiver on loopback needs the server started with "
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https and MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true,"
-            " as mlops_kit.registry_server does; not for a shared server)"
+            " as mlops_kit.registry.server does; not for a shared server)"
         )
     return message
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from mlops_kit.errors import SmokeTestFailed, ToolkitError
 from mlops_kit.targets.base import DeploymentStatus
-from mlops_kit.v2 import Protocol, protocol_for
+from mlops_kit.verify.v2 import Protocol, protocol_for
 
 __all__ = ["SmokeResult", "examples_from_model", "smoke_test"]
 

@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlops_kit import approvals, hooks, manifests
-from mlops_kit.approvals import DecisionKind, PromotionRequest
-from mlops_kit.deploy import current_actor, smoke, spec_for
 from mlops_kit.errors import ConfigError, GitOpsError, PromotionFailed, RequestNotFound
-from mlops_kit.gitops import GitOpsRepo
-from mlops_kit.registry import Registry
-from mlops_kit.sync import sync
-from mlops_kit.training import TAG_PREFIX
+from mlops_kit.gitops import manifests
+from mlops_kit.gitops.deploy import current_actor, smoke, spec_for
+from mlops_kit.gitops.repository import GitOpsRepo
+from mlops_kit.gitops.sync import sync
+from mlops_kit.promote import approvals, hooks
+from mlops_kit.promote.approvals import DecisionKind, PromotionRequest
+from mlops_kit.registry.client import Registry
+from mlops_kit.train.training import TAG_PREFIX
 
 if TYPE_CHECKING:
     import pandas as pd

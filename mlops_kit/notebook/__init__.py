@@ -1,0 +1,1 @@
+"""Running the pipeline notebooks (papermill, HTML reports) and the plots they show."""

@@ -1,0 +1,1 @@
+"""Promotion to production: the approvals model, requests and their rollout, hooks, the panel."""

@@ -1,0 +1,1 @@
+"""The model registry: MLflow client, the embedded registry server, alias events, the follower."""

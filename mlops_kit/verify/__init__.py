@@ -1,0 +1,1 @@
+"""Checking a live endpoint: the V2 client, smoke tests, load tests and monitoring."""
