@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks"
-EXAMPLE_CONFIG = REPO / "examples" / "mlops.yaml"
+from tests.support import EXAMPLE_CONFIG, NOTEBOOKS, REPO  # noqa: F401 - re-exported
 
 
 @pytest.fixture(autouse=True)
@@ -51,22 +47,3 @@ def registered(project, wine):
 
     result = train_and_register(project, wine, training_params(n_estimators=20))
     return project, result
-
-
-@contextlib.contextmanager
-def mlflow_globals_restored() -> Iterator[None]:
-    """Project.client points MLflow's global URIs (and their env vars) at a registry: undo it."""
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    try:
-        yield
-    finally:
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
-        for key, value in env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -47,7 +47,7 @@ def _write(provider: str, repo: Path, **options: Any) -> Path:
     return path
 
 
-def _load_yaml(path: Path) -> dict[Any, Any]:
+def load_yaml(path: Path) -> dict[Any, Any]:
     data = yaml.safe_load(path.read_text())
     assert isinstance(data, dict)
     return data
@@ -62,10 +62,10 @@ def _scripts(provider: str, path: Path) -> dict[str, str]:
     """The shell run by each stage (install / test / pipeline), as the service would run it."""
     text = path.read_text()
     if provider == "github":
-        steps = _load_yaml(path)["jobs"]["pipeline"]["steps"]
+        steps = load_yaml(path)["jobs"]["pipeline"]["steps"]
         return {step["id"]: step["run"] for step in steps if "run" in step}
     if provider == "gitlab":
-        doc = _load_yaml(path)
+        doc = load_yaml(path)
         before = "\n".join(doc["default"]["before_script"])
         return {
             "install": before,
@@ -283,7 +283,7 @@ def test_gitlab_ci_matches_the_gitlab_ci_schema(tmp_path: Path) -> None:
 
 def test_the_schema_checks_catch_a_broken_file(tmp_path: Path) -> None:
     github = _write("github", tmp_path)
-    workflow = _load_yaml(github)
+    workflow = load_yaml(github)
     del workflow["jobs"]["pipeline"]["runs-on"]
     github.write_text(yaml.safe_dump(workflow))
     assert _check_jsonschema("vendor.github-workflows", github)[0] == 1
@@ -309,7 +309,7 @@ def test_github_workflow_passes_actionlint(tmp_path: Path) -> None:
 
 
 def test_github_workflow_triggers_permissions_concurrency_and_artifacts(tmp_path: Path) -> None:
-    workflow = _load_yaml(_write("github", tmp_path))
+    workflow = load_yaml(_write("github", tmp_path))
     assert _on(workflow) == {
         "push": {"branches": ["main"]},
         "pull_request": None,
@@ -337,7 +337,7 @@ def test_github_workflow_triggers_permissions_concurrency_and_artifacts(tmp_path
 
 
 def test_gitlab_ci_stages_image_cache_and_artifacts(tmp_path: Path) -> None:
-    doc = _load_yaml(_write("gitlab", tmp_path, python="3.12"))
+    doc = load_yaml(_write("gitlab", tmp_path, python="3.12"))
     assert doc["stages"] == ["test", "pipeline"]
     assert doc["default"]["image"] == "python:3.12"
     assert doc["default"]["cache"]["paths"] == [".cache/pip"]

@@ -89,7 +89,7 @@ def test_environment_lookup():
 
 
 def test_example_project_file_loads():
-    from tests.conftest import EXAMPLE_CONFIG
+    from tests.support import EXAMPLE_CONFIG
 
     settings = load_settings(EXAMPLE_CONFIG)
     assert settings.environment("production").approval.approvers == ["alice", "bob"]

@@ -22,8 +22,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import NOTEBOOKS
-from tests.jupyter_helpers import (
+from tests.support import NOTEBOOKS
+from tests.support.jupyter import (
     CHROMIUM,
     JupyterLab,
     launch_chromium,

@@ -84,7 +84,7 @@ def test_cli_parameters_are_read_as_yaml(text, expected):
 
 
 def test_cli_bad_parameter_exits_non_zero_with_one_line(tmp_path):
-    from tests.conftest import EXAMPLE_CONFIG, REPO
+    from tests.support import EXAMPLE_CONFIG, REPO
 
     proc = subprocess.run(
         [

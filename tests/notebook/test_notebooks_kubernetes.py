@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from mlops_kit.notebook import runner
-from tests.conftest import NOTEBOOKS
-from tests.k8s_emulator import (
+from tests.support import NOTEBOOKS
+from tests.support.argocd import validate_application
+from tests.support.crds import validate
+from tests.support.k8s_emulator import (
     ARGOCD_APPLICATIONS,
     NAMESPACES,
     SELDON_DEPLOYMENTS,
@@ -28,8 +30,6 @@ from tests.k8s_emulator import (
     entry_point_path,
     seeded_registry,
 )
-from tests.test_argocd import validate_application
-from tests.test_manifests import validate
 
 STAGING, PRODUCTION = "mlops-demo-staging", "mlops-demo-production"
 INFER = f"/seldon/{STAGING}/wine-classifier/v2/models/wine-classifier/infer"

@@ -25,7 +25,7 @@ from mlops_kit.registry.events import (
     supports_webhooks,
     verify_signature,
 )
-from tests.conftest import mlflow_globals_restored
+from tests.support import mlflow_globals_restored
 
 pytestmark = pytest.mark.slow
 

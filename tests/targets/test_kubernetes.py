@@ -23,7 +23,8 @@ from mlops_kit.targets.kubernetes import (
     namespace_manifest,
     readiness,
 )
-from tests.k8s_emulator import (
+from tests.support.crds import validate
+from tests.support.k8s_emulator import (
     SELDON_DEPLOYMENTS,
     SELDON_EXPERIMENTS,
     SELDON_MODELS,
@@ -33,7 +34,7 @@ from tests.k8s_emulator import (
     entry_point_path,
     v1_status,
 )
-from tests.test_manifests import SPECS, validate
+from tests.support.specs import SPECS
 
 NS = "mlops-demo-staging"
 FAST = {"poll_interval": 0.02, "ingress_url": "http://ingress.example:8080"}

@@ -27,11 +27,11 @@ from mlops_kit.verify.smoke import examples_from_model, smoke_test
 from mlops_kit.verify.v2 import SELDON, V2, protocol_for
 
 if TYPE_CHECKING:
-    from tests.conftest_serving import Models, Processes
+    from tests.support.serving import Models, Processes
 
-pytest_plugins = ["tests.conftest_serving"]
+pytest_plugins = ["tests.support.serving"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SELDON_ENV = REPO / ".venv-seldon"
 CODE_DIR = REPO / "examples" / "custom_server"
 CLASS = "WineModel:WineModel"
@@ -76,7 +76,7 @@ def custom_target(
     yield target
     target.close()
     stop_all(state_dir)
-    from tests.conftest_serving import Processes
+    from tests.support.serving import Processes
 
     assert not Processes.under(state_dir), "custom server processes left running"
 
@@ -282,7 +282,7 @@ def test_deploy_and_smoke_a_registered_version_with_the_custom_flavour(
     from mlops_kit.gitops import deploy
     from mlops_kit.project import Project
     from mlops_kit.train.training import train_and_register, training_params
-    from tests.conftest import mlflow_globals_restored
+    from tests.support import mlflow_globals_restored
 
     serving = {
         "flavour": "custom",

@@ -1,6 +1,6 @@
 """Fixtures for the serving tests: tiny real MLflow models and real MLServer processes.
 
-Test modules load this as a plugin (``pytest_plugins = ["tests.conftest_serving"]``) so that the
+Test modules load this as a plugin (``pytest_plugins = ["tests.support.serving"]``) so that the
 session-scoped server below is started once for all of them; they import names from here only
 for type checking (importing it at run time would defeat pytest's assertion rewriting), and
 reach the helpers through fixtures. Every server lives under one

@@ -23,9 +23,9 @@ from mlops_kit.targets.local import SERVER_FILE, LocalTarget, stop_all
 from mlops_kit.verify.v2 import InferenceFailed, encode_dataframe, infer, infer_response
 
 if TYPE_CHECKING:
-    from tests.conftest_serving import Models, Processes, Served
+    from tests.support.serving import Models, Processes, Served
 
-pytest_plugins = ["tests.conftest_serving"]
+pytest_plugins = ["tests.support.serving"]
 
 MakeTarget = Callable[[str], LocalTarget]
 

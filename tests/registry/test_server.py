@@ -12,7 +12,7 @@ import pytest
 from mlops_kit.errors import RegistryError
 from mlops_kit.project import Project
 from mlops_kit.registry import server as registry_server
-from tests.conftest import mlflow_globals_restored
+from tests.support import mlflow_globals_restored
 
 pytestmark = pytest.mark.slow
 

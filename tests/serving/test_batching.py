@@ -33,9 +33,9 @@ from mlops_kit.targets.local import LocalTarget
 from mlops_kit.verify.v2 import decode_outputs, encode_dataframe
 
 if TYPE_CHECKING:
-    from tests.conftest_serving import Models
+    from tests.support.serving import Models
 
-pytest_plugins = ["tests.conftest_serving"]
+pytest_plugins = ["tests.support.serving"]
 
 
 # -- the pure pieces ------------------------------------------------------------------------------

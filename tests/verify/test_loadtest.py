@@ -23,7 +23,7 @@ from mlops_kit.verify.loadtest import (
     Slo,
     SloFailed,
 )
-from tests.conftest import NOTEBOOKS
+from tests.support import NOTEBOOKS
 
 BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]})
 

@@ -17,9 +17,9 @@ from mlops_kit.serving.runtime import RequestValidator
 from mlops_kit.verify.v2 import decode_outputs, encode_dataframe, infer, infer_url
 
 if TYPE_CHECKING:
-    from tests.conftest_serving import Models, Served
+    from tests.support.serving import Models, Served
 
-pytest_plugins = ["tests.conftest_serving"]
+pytest_plugins = ["tests.support.serving"]
 
 
 @pytest.fixture(scope="module")

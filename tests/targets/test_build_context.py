@@ -14,8 +14,8 @@ from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError
 from mlops_kit.gitops import manifests
 from mlops_kit.targets import build_context
-from tests.k8s_emulator import seeded_registry
-from tests.test_manifests import validate
+from tests.support.crds import validate
+from tests.support.k8s_emulator import seeded_registry
 
 INSTRUCTIONS = {
     "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from mlops_kit.notebook import runner
-from tests.conftest import NOTEBOOKS
+from tests.support import NOTEBOOKS
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 

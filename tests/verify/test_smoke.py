@@ -14,9 +14,9 @@ from mlops_kit.verify.smoke import SmokeResult, examples_from_model, smoke_test
 from mlops_kit.verify.v2 import InferenceFailed, infer
 
 if TYPE_CHECKING:
-    from tests.conftest_serving import Models, Served
+    from tests.support.serving import Models, Served
 
-pytest_plugins = ["tests.conftest_serving"]
+pytest_plugins = ["tests.support.serving"]
 
 
 def test_examples_come_from_the_models_input_example(models: Models) -> None:

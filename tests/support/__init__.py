@@ -1,0 +1,31 @@
+"""Helpers shared by the tests: real servers and schemas, not mocks of the toolkit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+EXAMPLE_CONFIG = REPO / "examples" / "mlops.yaml"
+
+
+@contextlib.contextmanager
+def mlflow_globals_restored() -> Iterator[None]:
+    """Project.client points MLflow's global URIs (and their env vars) at a registry: undo it."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for key, value in env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
