@@ -58,8 +58,6 @@ _BEING_SPLIT = {
     "registry/events.py",
     "targets/kubernetes.py",
     "targets/local.py",
-    "verify/loadtest.py",
-    "verify/monitoring.py",
 }
 
 

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from mlops_kit.errors import SmokeTestFailed, ToolkitError
+from mlops_kit.errors import ParameterError, SmokeTestFailed, ToolkitError
 from mlops_kit.targets.base import DeploymentStatus
 from mlops_kit.verify.v2 import Protocol, protocol_for
 
@@ -84,7 +84,8 @@ def smoke_test(
     the URL picks the protocol. ``expected`` holds the registered model's local predictions
     (see :func:`examples_from_model`). When the endpoint cannot be reached the test stops at
     the first request. Raises :class:`~mlops_kit.errors.SmokeTestFailed` listing every
-    failure, unless ``raise_on_failure`` is False.
+    failure, unless ``raise_on_failure`` is False; ParameterError when ``examples`` is empty
+    or ``expected`` does not hold one prediction per example.
     """
     if isinstance(endpoint, DeploymentStatus):
         if endpoint.endpoint is None:
@@ -92,9 +93,11 @@ def smoke_test(
         endpoint = endpoint.endpoint
     want = _flat(np.asarray(expected))
     if len(want) != len(examples):
-        raise ValueError(f"{len(examples)} examples but {len(want)} expected predictions")
+        raise ParameterError(
+            "expected", f"{len(examples)} examples but {len(want)} expected predictions"
+        )
     if len(examples) == 0:
-        raise ValueError("a smoke test needs at least one example")
+        raise ParameterError("examples", "a smoke test needs at least one example")
     protocol = protocol_for(endpoint)
     url = protocol.url(endpoint, model_name)
     requests = [(f"batch of {len(examples)} rows", examples, want)]

@@ -19,11 +19,11 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from mlops_kit.errors import ToolkitError
+from mlops_kit.errors import InferenceFailed, OutputNotFound
 from mlops_kit.serving import seldon
 
 __all__ = [
-    "InferenceFailed",
+    "InferenceFailed",  # defined in mlops_kit.errors; tests/targets import it from here
     "Protocol",
     "SELDON",
     "V2",
@@ -52,15 +52,6 @@ _NUMPY_DTYPES = {
     "FP64": "float64",
     "BYTES": "object",
 }
-
-
-class InferenceFailed(ToolkitError):
-    """An inference request got no answer or an error answer; carries the HTTP status."""
-
-    def __init__(self, url: str, message: str, status_code: int | None = None) -> None:
-        super().__init__(f"inference at {url} failed: {message}")
-        self.url = url
-        self.status_code = status_code
 
 
 def datatype_of(dtype: Any) -> str:
@@ -117,18 +108,18 @@ def _missing(value: Any) -> bool:
 def decode_outputs(response: dict[str, Any], output: str | None = None) -> np.ndarray:
     """The predictions in a V2 response: the output called ``output``, else the first one.
 
-    A column-shaped output (``[n, 1]``) comes back flat, one prediction per row.
+    A column-shaped output (``[n, 1]``) comes back flat, one prediction per row. Raises
+    :class:`~mlops_kit.errors.OutputNotFound` when the output is missing.
     """
     outputs = response.get("outputs")
     if not outputs:
-        raise ValueError("the response has no outputs")
+        raise OutputNotFound(output, [])
     if output is None:
         chosen = outputs[0]
     else:
         matches = [o for o in outputs if o.get("name") == output]
         if not matches:
-            names = [o.get("name") for o in outputs]
-            raise ValueError(f"the response has no output {output!r}; it has {names}")
+            raise OutputNotFound(output, [o.get("name") for o in outputs])
         chosen = matches[0]
     dtype = _NUMPY_DTYPES.get(chosen.get("datatype", ""), "object")
     values = np.asarray(chosen["data"], dtype=dtype)

@@ -11,18 +11,19 @@ import nbformat
 import numpy as np
 import pytest
 
-from mlops_kit.errors import ParameterError
-from mlops_kit.notebook import runner
-from mlops_kit.verify import loadtest
-from mlops_kit.verify.loadtest import (
+from mlops_kit.errors import (
+    ConfigError,
     EndpointUnavailable,
-    LoadLimits,
-    LoadSpec,
-    LoadTestResult,
+    LoadGeneratorFailed,
+    LoadTestError,
+    ParameterError,
     RemoteLoadRefused,
-    Slo,
     SloFailed,
 )
+from mlops_kit.notebook import runner
+from mlops_kit.settings import LoadLimits, Slo, load_settings
+from mlops_kit.verify import loadtest
+from mlops_kit.verify.loadtest import LoadSpec, LoadTestResult, child
 from tests.support import NOTEBOOKS
 
 BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]})
@@ -235,15 +236,14 @@ def test_an_endpoint_that_never_answers_times_out_within_bounds():
 
 @pytest.mark.timeout(30)
 def test_a_failing_or_stuck_generator_is_reported_and_killed(monkeypatch):
-    from mlops_kit.verify.loadtest import LoadTestError
-
     url = f"http://127.0.0.1:{free_port()}/x"
     spec = LoadSpec(url, BODY, duration_s=0.5, timeout_s=0.5)
-    monkeypatch.setattr(loadtest, "_CHILD", "import sys; sys.stderr.write('boom'); sys.exit(3)")
-    with pytest.raises(LoadTestError, match="(?s)exit code 3.*boom"):
+    monkeypatch.setattr(child, "_CHILD", "import sys; sys.stderr.write('boom'); sys.exit(3)")
+    with pytest.raises(LoadGeneratorFailed, match="(?s)exit code 3.*boom") as failed:
         loadtest.run_load(spec, progress=False, check_first=False)
-    monkeypatch.setattr(loadtest, "_CHILD", "import time; time.sleep(60)")
-    monkeypatch.setattr(loadtest, "_STARTUP_ALLOWANCE", 1.0)
+    assert failed.value.returncode == 3 and failed.value.output == "boom"
+    monkeypatch.setattr(child, "_CHILD", "import time; time.sleep(60)")
+    monkeypatch.setattr(child, "_STARTUP_ALLOWANCE", 1.0)
     began = time.monotonic()
     with pytest.raises(LoadTestError, match="did not stop within 2 s; killed it"):
         loadtest.run_load(spec, progress=False, check_first=False)
@@ -287,11 +287,34 @@ def test_bounds_are_enforced_before_anything_runs(change, name):
 
 
 def test_configured_limits_and_objectives(project):
-    assert loadtest.limits_from(project.settings) == LoadLimits()
+    assert project.settings.load_test.limits == LoadLimits()
     assert loadtest.slo_from(project.settings) == Slo()
     assert loadtest.slo_from(project.settings, p99_ms=50).p99_ms == 50
     with pytest.raises(ParameterError, match="'max_error_rate'"):
         loadtest.slo_from(max_error_rate=2)
+    for bad in (True, "50", float("nan"), -1):
+        with pytest.raises(ParameterError, match="'p99_ms'"):
+            loadtest.slo_from(p99_ms=bad)
+
+
+def test_the_project_file_sets_limits_and_objectives(tmp_path):
+    path = tmp_path / "mlops.yaml"
+    path.write_text(
+        "load_test:\n  limits: {max_users: 3}\n  slo: {p99_ms: 40, min_rps: 0}\n"
+        "  allow_remote: true\n"
+    )
+    settings = load_settings(path)
+    assert settings.load_test.limits == LoadLimits(max_users=3)
+    assert loadtest.slo_from(settings) == Slo(p99_ms=40, min_rps=0)
+    assert loadtest.slo_from(settings, min_rps=5).min_rps == 5
+    with pytest.raises(ParameterError, match="'users'.*at most 3"):
+        LoadSpec("http://127.0.0.1:9/x", BODY, users=4).checked(settings.load_test.limits)
+    path.write_text("load_test:\n  slo: {max_error_rate: 2}\n  limits: {max_users: 0}\n")
+    with pytest.raises(ConfigError, match=r"load_test\.limits\.max_users: .*slo\.max_error_rate"):
+        load_settings(path)
+    path.write_text("load_test:\n  p99_ms: 100\n")  # objectives sit under ``slo:``
+    with pytest.raises(ConfigError, match=r"load_test\.p99_ms: .*\(unknown field\)"):
+        load_settings(path)
     with pytest.raises(ParameterError, match="'fail_on_slo'"):
         loadtest.enforce(loadtest.evaluate(_result([200])), fail_on_slo="yes")
 

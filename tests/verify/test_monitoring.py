@@ -6,11 +6,12 @@ import json
 import math
 import re
 
+import promql_parser
 import pytest
 
 from mlops_kit.errors import ConfigError
 from mlops_kit.verify import monitoring
-from mlops_kit.verify.monitoring import MetricsSnapshot, check_promql, histogram_quantile
+from mlops_kit.verify.monitoring import MetricsSnapshot, histogram_quantile
 
 
 def _grafana_to_promql(expr: str) -> str:
@@ -59,16 +60,12 @@ def test_dashboard_structure():
             assert isinstance(target["expr"], str) and target["expr"].strip()
 
 
-@pytest.mark.parametrize("query", ALL, ids=lambda q: q.title)
-def test_every_query_parses_and_names_documented_metrics(query):
-    assert check_promql(query.expr) == []
-    # A real PromQL parser where installed (pip install promql-parser): Grafana's variables
-    # interpolated, every metric selected must be in the documented sets.
-    parser = pytest.importorskip("promql_parser")
+def _selected_metrics(expr: str) -> set[str]:
+    """Metric names ``expr`` selects, by promql-parser (which raises on anything not PromQL)."""
     selected = set()
 
     def visit(node):
-        if isinstance(node, parser.VectorSelector) and node.name:
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
             selected.add(node.name)
         for attr in ("expr", "lhs", "rhs", "vector_selector"):
             child = getattr(node, attr, None)
@@ -77,20 +74,35 @@ def test_every_query_parses_and_names_documented_metrics(query):
         for arg in getattr(node, "args", None) or []:
             visit(arg)
 
-    visit(parser.parse(_grafana_to_promql(query.expr)))
+    visit(promql_parser.parse(_grafana_to_promql(expr)))
+    return selected
+
+
+@pytest.mark.parametrize("query", ALL, ids=lambda q: q.title)
+def test_every_query_parses_and_names_documented_metrics(query):
+    # Grafana's variables interpolated, as Grafana sends the query to Prometheus.
+    selected = _selected_metrics(query.expr)
     assert selected and selected <= monitoring.metric_names()
 
 
-def test_the_checker_finds_what_is_wrong():
-    assert check_promql("sum(rate(rest_server_requests_total[5m])") == ["unclosed '('"]
-    assert check_promql("sum(rate(rest_server_requests_total[5m)))")[0].startswith("unbalanced")
-    assert check_promql('rest_server_requests_total{path="x}') != []
-    assert check_promql("rate(nonexistent_metric_total[5m])") == [
-        "unknown metric 'nonexistent_metric_total'"
-    ]
-    assert check_promql("rates(rest_server_requests_total[5m])") == ["unknown function 'rates'"]
+@pytest.mark.parametrize(
+    ("expr", "problem"),
+    [
+        ("sum(rate(rest_server_requests_total[5m])", "unclosed left parenthesis"),
+        ("sum(rate(rest_server_requests_total[5m)))", "unexpected character inside brackets"),
+        ('rest_server_requests_total{path="x}', "unterminated quoted string"),
+        ("rates(rest_server_requests_total[5m])", "unknown function with name 'rates'"),
+    ],
+)
+def test_the_parser_refuses_what_is_not_promql(expr, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        promql_parser.parse(expr)
+
+
+def test_a_metric_outside_the_sets_is_noticed():
+    assert _selected_metrics("rate(nonexistent_metric_total[5m])") == {"nonexistent_metric_total"}
     ok = 'sum by (le, pod) (rate(rest_server_request_duration_seconds_bucket{a=~"$x"}[1m]))'
-    assert check_promql(ok) == []
+    assert _selected_metrics(ok) <= monitoring.metric_names()
 
 
 def test_metric_sets_and_unknown_ones():

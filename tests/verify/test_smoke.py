@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from mlops_kit.errors import SmokeTestFailed, ToolkitError
+from mlops_kit.errors import InferenceFailed, ParameterError, SmokeTestFailed, ToolkitError
 from mlops_kit.verify.smoke import SmokeResult, examples_from_model, smoke_test
-from mlops_kit.verify.v2 import InferenceFailed, infer
+from mlops_kit.verify.v2 import infer
 
 if TYPE_CHECKING:
     from tests.support.serving import Models, Served
@@ -124,5 +124,7 @@ def test_a_refused_connection_fails_fast_and_clearly(models: Models) -> None:
 
 
 def test_mismatched_arguments_are_programming_errors(models: Models) -> None:
-    with pytest.raises(ValueError, match="3 examples but 2 expected"):
+    with pytest.raises(ParameterError, match="'expected': 3 examples but 2 expected"):
         smoke_test("http://127.0.0.1:9", "wine", models.rows(3), [0, 1])
+    with pytest.raises(ParameterError, match="'examples': a smoke test needs at least one"):
+        smoke_test("http://127.0.0.1:9", "wine", models.rows(3).iloc[:0], [])

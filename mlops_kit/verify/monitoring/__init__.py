@@ -1,0 +1,42 @@
+"""Server-side metrics: MLServer / Seldon Core metric names, scrapes, PromQL, a Grafana dashboard.
+
+Four modules, none needing a server of its own:
+
+* :mod:`.metrics`: :data:`METRICS`, the catalogue of the Prometheus series the serving stacks
+  expose (MLServer 1.7, the Seldon Core v1 executor, the Seldon Core v2 agent);
+* :mod:`.scrape`: :func:`scrape` and :func:`server_figures`, which read a server's ``/metrics``
+  before and after a load test and turn the difference into request counts, status codes and
+  latency quantiles (estimated from histogram buckets as PromQL's ``histogram_quantile`` does);
+* :mod:`.queries`: :func:`queries`, the PromQL behind the dashboard for a cluster;
+* :mod:`.dashboard`: :func:`dashboard`, and :func:`write_dashboard` to put it and the queries
+  under ``build/monitoring/``.
+"""
+
+from mlops_kit.verify.monitoring.dashboard import dashboard, write_dashboard
+from mlops_kit.verify.monitoring.metrics import FLAVOURS, METRICS, Flavour, Metric, metric_names
+from mlops_kit.verify.monitoring.queries import Query, queries, query_table
+from mlops_kit.verify.monitoring.scrape import (
+    MetricsSnapshot,
+    ServerFigures,
+    histogram_quantile,
+    scrape,
+    server_figures,
+)
+
+__all__ = [
+    "FLAVOURS",
+    "METRICS",
+    "Flavour",
+    "Metric",
+    "MetricsSnapshot",
+    "Query",
+    "ServerFigures",
+    "dashboard",
+    "histogram_quantile",
+    "metric_names",
+    "queries",
+    "query_table",
+    "scrape",
+    "server_figures",
+    "write_dashboard",
+]
