@@ -7,7 +7,7 @@ DEMO_EXTRAS := load
 TEST_EXTRAS := dev,load,kubernetes,sagemaker
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint clean down docs seldon-env
+.PHONY: demo test test-fast lint docs clean down seldon-env
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.12 found (see scripts/find-python)"; exit 1; }
@@ -40,11 +40,19 @@ seldon-env: $(VENV)/.installed-test
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## test-fast: the unit tests only (no servers, kernels or browser), for the edit loop
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
 ## lint: ruff + mypy on the library
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check mlops_kit tests benchmarks
 	$(BIN)/ruff format --check mlops_kit tests benchmarks
 	$(BIN)/mypy
+
+## docs: regenerate docs/configuration.md from the settings (mlops_kit/settings.py)
+docs: $(VENV)/.installed-demo
+	$(BIN)/python -m mlops_kit.settings_docs docs/configuration.md
 
 ## down: stop every server the demo started
 down: $(VENV)/.installed-demo

@@ -21,9 +21,10 @@ from importlib import resources
 from pathlib import Path
 
 from mlops_kit.errors import ConfigError, ParameterError
+from mlops_kit.settings import Settings
 
-OUTPUT_DIR = "build/notebooks"
-"""Where ``mlops-kit run`` writes executed notebooks and HTML; the pipelines keep it."""
+OUTPUT_DIR = Settings.model_fields["reports_dir"].get_default().as_posix()
+"""Where the pipelines have ``mlops-kit run`` write executed notebooks and HTML, and keep it."""
 
 
 @dataclass(frozen=True)

@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", help="execute pipeline notebooks with papermill")
     run.add_argument("notebooks", nargs="*", help="names, prefixes (01) or paths; default: all")
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE")
-    run.add_argument("-o", "--output-dir", default="build/notebooks")
+    run.add_argument("-o", "--output-dir", help="default: reports_dir (build/notebooks)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
 

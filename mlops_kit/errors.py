@@ -7,7 +7,8 @@ class ToolkitError(Exception):
     """Root of every error the toolkit raises on purpose.
 
     ``exit_code`` is what the CLI exits with: 2 for usage and configuration errors,
-    1 for a pipeline step that ran and failed.
+    1 for a pipeline step that ran and failed. A notebook cell that raised one exits the same:
+    the runner finds the class in this module by its name, so every toolkit error lives here.
     """
 
     exit_code = 1

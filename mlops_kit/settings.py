@@ -28,7 +28,8 @@ DEFAULT_CONFIG = "mlops.yaml"
 DATASETS = ("wine", "iris", "breast_cancer", "digits")
 MODEL_TYPES = ("random_forest", "gradient_boosting", "logistic_regression")
 
-Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 """A lowercase DNS-1123 label: valid as a Kubernetes name, a git path and a registry name."""
 
 _config_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
@@ -37,7 +38,8 @@ _config_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The docstring under each field becomes its schema description: docs/configuration.md.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class ApprovalPolicy(_Section):
@@ -208,7 +210,11 @@ class Settings(BaseSettings):
     """Everything a project configures. See ``examples/mlops.yaml``."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        use_attribute_docstrings=True,
     )
 
     project: Name = "mlops-demo"
@@ -217,6 +223,8 @@ class Settings(BaseSettings):
     """Registered model name."""
     state_dir: Path = Path(".mlops")
     """Where the embedded default keeps everything it creates; delete it to reset."""
+    reports_dir: Path = Path("build/notebooks")
+    """Where executed notebooks and their HTML land; promotion requests cite the HTML reports."""
     registry_uri: str | None = None
     """MLflow tracking and registry URI; None means SQLite inside the state directory."""
     environments: list[EnvironmentSettings] = Field(
@@ -251,8 +259,10 @@ class Settings(BaseSettings):
         return envs
 
     @model_validator(mode="after")
-    def _resolve_state_dir(self) -> Settings:
+    def _resolve_paths(self) -> Settings:
+        # Relative paths stay relative to the working directory, as every command runs there.
         self.state_dir = self.state_dir.expanduser()
+        self.reports_dir = self.reports_dir.expanduser()
         return self
 
     @classmethod

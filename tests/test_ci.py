@@ -21,6 +21,7 @@ import yaml
 from mlops_kit import ci
 from mlops_kit.cli import build_parser, cmd_run
 from mlops_kit.errors import ConfigError, ParameterError
+from mlops_kit.settings import load_settings
 
 PROVIDERS = ["github", "gitlab", "jenkins"]
 DESTINATIONS = {
@@ -265,7 +266,8 @@ def test_templates_ship_inside_the_package() -> None:
 
 
 def test_artifacts_are_kept_from_where_the_runner_writes() -> None:
-    assert build_parser().parse_args(["run"]).output_dir == ci.OUTPUT_DIR
+    assert build_parser().parse_args(["run"]).output_dir is None  # then: settings.reports_dir
+    assert load_settings().reports_dir.as_posix() == ci.OUTPUT_DIR
 
 
 # ---- each service's own checks ----------------------------------------------------------

@@ -93,3 +93,25 @@ def test_example_project_file_loads():
 
     settings = load_settings(EXAMPLE_CONFIG)
     assert settings.environment("production").approval.approvers == ["alice", "bob"]
+
+
+def test_reports_dir_defaults_to_build_notebooks_and_is_resolved_like_state_dir(
+    tmp_path, monkeypatch
+):
+    assert load_settings().reports_dir == Path("build/notebooks")
+    path = write(tmp_path, "reports_dir: ~/reports\nstate_dir: ~/state\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    settings = load_settings(path)
+    assert settings.reports_dir == tmp_path / "home" / "reports"
+    assert settings.state_dir == tmp_path / "home" / "state"
+    monkeypatch.setenv("MLOPS_KIT_REPORTS_DIR", "out")
+    assert load_settings(path).reports_dir == Path("out")
+
+
+def test_every_settings_field_has_a_docstring():
+    from mlops_kit.settings_docs import settings_schema
+
+    schema = settings_schema()
+    for model in [schema, *schema["$defs"].values()]:
+        for name, prop in model.get("properties", {}).items():
+            assert prop.get("description"), f"{model.get('title')}.{name} has no docstring"

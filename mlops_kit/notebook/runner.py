@@ -11,17 +11,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mlops_kit import errors
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
+from mlops_kit.settings import load_settings
 from mlops_kit.train.training import PIPELINE_RUN_ENV
-
-# Errors raised in a kernel whose cause is the input, not the pipeline: the CLI exits 2.
-USAGE_ERRORS = {
-    "ParameterError",
-    "ConfigError",
-    "MissingDependencyError",
-    "TargetNotFound",
-    "RemoteLoadRefused",
-}
 
 
 @dataclass(frozen=True)
@@ -64,6 +57,15 @@ def resolve(names: Sequence[str]) -> list[Path]:
     return paths
 
 
+def exit_code(ename: str) -> int:
+    """The exit code for a cell that raised ``ename``: the ``exit_code`` of the toolkit error
+    of that name in ``mlops_kit.errors``, 1 for any other exception."""
+    error = getattr(errors, ename, None)
+    if isinstance(error, type) and issubclass(error, ToolkitError):
+        return error.exit_code
+    return 1
+
+
 def declared_parameters(path: Path) -> dict[str, Any]:
     """The names a notebook's ``parameters`` cell declares, with their inferred types."""
     import papermill
@@ -104,7 +106,7 @@ def run_notebooks(
     names: Sequence[str] = (),
     parameters: Mapping[str, Any] | None = None,
     *,
-    output_dir: str | os.PathLike[str] = "build/notebooks",
+    output_dir: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     progress_bar: bool = True,
     kernel_name: str | None = None,
@@ -112,14 +114,17 @@ def run_notebooks(
 ) -> list[NotebookRun]:
     """Execute notebooks in order into ``output_dir`` and render each to HTML.
 
-    A failing cell stops the run with NotebookFailed naming notebook, cell and error; the
-    executed notebook (and its HTML) is kept for inspection.
+    ``output_dir`` defaults to the settings' ``reports_dir``. A failing cell stops the run with
+    NotebookFailed naming notebook, cell and error, exiting with the exit code of the toolkit
+    error the cell raised; the executed notebook (and its HTML) is kept for inspection.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     paths = resolve(names)
     per_notebook = split_parameters(paths, parameters or {})
+    if output_dir is None:
+        output_dir = load_settings(config).reports_dir
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {PIPELINE_RUN_ENV: os.environ.get(PIPELINE_RUN_ENV) or uuid.uuid4().hex[:12]}
@@ -148,7 +153,7 @@ def run_notebooks(
                     exc.ename,
                     _first_line(exc.evalue),
                     str(output),
-                    exit_code=2 if exc.ename in USAGE_ERRORS else 1,
+                    exit_code=exit_code(exc.ename),
                 ) from None
             except Exception as exc:
                 raise ToolkitError(f"{path.name}: could not execute: {exc}") from exc

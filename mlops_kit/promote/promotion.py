@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -161,7 +160,7 @@ class Promotions:
                 if k in metrics["current"]
             }
         tags = cand.lineage
-        reports = sorted(str(p) for p in Path("build/notebooks").glob("*.html"))
+        reports = sorted(str(p) for p in self.project.settings.reports_dir.glob("*.html"))
         return {
             "metrics": metrics,
             "gate": {k.removeprefix("gate."): v for k, v in tags.items() if k.startswith("gate.")},

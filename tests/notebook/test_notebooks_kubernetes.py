@@ -31,6 +31,8 @@ from tests.support.k8s_emulator import (
     seeded_registry,
 )
 
+pytestmark = pytest.mark.slow  # papermill kernels, MLServer behind the emulated ingress
+
 STAGING, PRODUCTION = "mlops-demo-staging", "mlops-demo-production"
 INFER = f"/seldon/{STAGING}/wine-classifier/v2/models/wine-classifier/infer"
 

@@ -4,8 +4,9 @@ import sys
 import nbformat
 import pytest
 
-from mlops_kit.cli import parse_parameter
-from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError
+from mlops_kit import errors
+from mlops_kit.cli import main, parse_parameter
+from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
 from mlops_kit.notebook import runner
 
 
@@ -23,6 +24,7 @@ def make_notebook(path, *cells):
     return path
 
 
+@pytest.mark.slow
 def test_failing_cell_is_reported_and_the_executed_notebook_kept(tmp_path):
     source = make_notebook(tmp_path / "01_fails.ipynb", "x = 1", "y = 10 / divisor")
     with pytest.raises(NotebookFailed) as exc:
@@ -41,6 +43,7 @@ def test_failing_cell_is_reported_and_the_executed_notebook_kept(tmp_path):
     assert (tmp_path / "out" / "01_fails.html").is_file()
 
 
+@pytest.mark.slow
 def test_success_writes_notebook_and_html_and_injects_parameters(tmp_path):
     source = make_notebook(tmp_path / "01_ok.ipynb", "result = 10 / divisor")
     (run,) = runner.run_notebooks(
@@ -119,3 +122,57 @@ def test_cli_bad_config_exits_2(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: invalid settings in bad.yaml: gates.min_value")
+
+
+@pytest.mark.parametrize(
+    ("ename", "code"),
+    [
+        ("ConfigError", 2),
+        ("ParameterError", 2),
+        ("MissingDependencyError", 2),
+        ("TargetNotFound", 2),
+        ("RequestNotFound", 2),
+        ("GateFailed", 1),
+        ("ToolkitError", 1),
+        ("ZeroDivisionError", 1),
+        ("annotations", 1),  # a name in mlops_kit.errors that is no error class
+        ("NoSuchError", 1),
+    ],
+)
+def test_a_cells_exit_code_comes_from_the_error_class(ename, code):
+    assert runner.exit_code(ename) == code
+
+
+def test_every_toolkit_error_maps_to_its_own_exit_code():
+    classes = [c for c in vars(errors).values() if isinstance(c, type)]
+    assert all(issubclass(c, ToolkitError) for c in classes)
+    assert {c.__name__: runner.exit_code(c.__name__) for c in classes} == {
+        c.__name__: c.exit_code for c in classes
+    }
+
+
+@pytest.mark.slow
+def test_a_cell_raising_request_not_found_exits_2(tmp_path):
+    source = make_notebook(
+        tmp_path / "01_request.ipynb",
+        "from mlops_kit.errors import RequestNotFound\nraise RequestNotFound('r-1', [])",
+    )
+    with pytest.raises(NotebookFailed) as exc:
+        runner.run_notebooks([str(source)], output_dir=tmp_path / "out", progress_bar=False)
+    assert (exc.value.ename, exc.value.exit_code) == ("RequestNotFound", 2)
+
+
+def test_a_cli_command_raising_request_not_found_exits_2(capsys):
+    assert main(["approve", "no-such-request", "--as", "bob"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no promotion request 'no-such-request'")
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_notebooks_land_in_the_configured_reports_dir(tmp_path):
+    source = make_notebook(tmp_path / "01_ok.ipynb", "result = 10 / divisor")
+    (tmp_path / "mlops.yaml").write_text(f"reports_dir: {tmp_path / 'reports'}\n")
+    (run,) = runner.run_notebooks([str(source)], config=tmp_path / "mlops.yaml", progress_bar=False)
+    assert run.output == tmp_path / "reports" / "01_ok.ipynb"
+    assert run.html.is_file()

@@ -191,6 +191,7 @@ def test_a_stopped_environment_fails_at_once(served):
     assert time.monotonic() - began < 5
 
 
+@pytest.mark.slow  # runs locust
 @pytest.mark.timeout(30)
 def test_a_closed_port_fails_fast_and_a_forced_run_ends_on_time():
     url = f"http://127.0.0.1:{free_port()}/v2/models/m/infer"
@@ -214,6 +215,7 @@ def test_a_closed_port_fails_fast_and_a_forced_run_ends_on_time():
     assert "no request succeeded" in verdict.reasons[0]
 
 
+@pytest.mark.slow  # runs locust
 @pytest.mark.timeout(30)
 def test_an_endpoint_that_never_answers_times_out_within_bounds():
     with socket.socket() as silent:  # accepts connections (backlog), never answers
