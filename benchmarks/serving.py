@@ -1,11 +1,19 @@
-"""Our local endpoint vs a bare `mlserver start` vs `mlflow models serve`, same model, same client.
+"""Our local endpoint against stock MLServer at its best, MLflow's server, and the stack's floor.
 
-    .venv/bin/python benchmarks/serving.py [--seconds 10] [--connections 50]
+    .venv/bin/python benchmarks/serving.py [--seconds 10] [--connections 50] [--rounds 3]
 
-Each server gets the same single-row request from wrk (its native format: V2 JSON for the
-MLServer-based ones, ``dataframe_split`` for MLflow's server), one after the other, on loopback:
-ours as configured (micro-batching on), ours with batching off, stock MLServer, MLflow's
-server. Prints req/s, p50, p99 and errors of each and the ratios of ours to the last two.
+The same model and the same single-row request, driven by wrk on loopback, one server after
+the other in each round:
+
+- ours as configured (our runtime, micro-batching on), and ours with batching off;
+- stock ``mlserver start`` with MLServer's own **adaptive batching** (``max_batch_size: 64,
+  max_batch_time: 0.005``): the strongest stock configuration, and the baseline ratios are
+  computed against; stock without batching for context;
+- ``mlflow models serve`` (its native ``dataframe_split`` body);
+- the floor: the same MLServer answering the same request with a model that does nothing.
+
+Prints req/s, p50, p99 and errors of every server in every round, then the medians over the
+rounds and the ratios ours / stock-best and ours / floor.
 """
 
 from __future__ import annotations
@@ -13,149 +21,180 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import HEADER, free_port, process, require_wrk, train_model, wait_http, workdir, wrk
+from _common import (
+    HEADER,
+    LoadResult,
+    free_port,
+    process,
+    require_wrk,
+    train_model,
+    wait_http,
+    workdir,
+    wrk,
+)
+
+STOCK_BATCHING = {"max_batch_size": 64, "max_batch_time": 0.005}
+"""MLServer's adaptive batching at the setting that measured fastest here (0.02 s was slower)."""
+
+NOOP_MODEL = '''
+from mlserver import MLModel
+from mlserver.types import InferenceResponse, ResponseOutput
 
 
-def stock_mlserver_dir(root: Path, model_path: Path, name: str, port: int) -> Path:
-    folder = root / "stock"
+class NoOp(MLModel):
+    """Answers every request with one fixed integer: the cost of the stack, not of a model."""
+
+    async def predict(self, payload):
+        output = ResponseOutput(name="predict", shape=[1], datatype="INT64", data=[0])
+        return InferenceResponse(model_name=self.name, outputs=[output])
+'''
+
+OURS, OURS_UNBATCHED = "mlops-kit", "mlops-kit, batching off"
+STOCK_BEST, STOCK_PLAIN = "stock mlserver, batching", "stock mlserver, no batching"
+MLFLOW, FLOOR = "mlflow models serve", "floor: mlserver no-op model"
+
+
+def mlserver_dir(root: Path, name: str, port: int, model: dict) -> Path:
+    """A folder ``mlserver start`` serves: settings.json + one model's model-settings.json."""
+    folder = root / f"mlserver-{port}"
     (folder / name).mkdir(parents=True)
-    (folder / "settings.json").write_text(
-        json.dumps(
-            {
-                "host": "127.0.0.1",
-                "http_port": port,
-                "grpc_port": free_port(),
-                "metrics_port": free_port(),
-                # parallel_workers > 0 crashes with uvloop >= 0.22 (MLServer #2286).
-                "parallel_workers": 0,
-            }
-        )
-    )
-    (folder / name / "model-settings.json").write_text(
-        json.dumps(
-            {
-                "name": name,
-                "implementation": "mlserver_mlflow.MLflowRuntime",
-                "parameters": {"uri": str(model_path), "version": "1"},
-            }
-        )
-    )
+    settings = {
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        # parallel_workers > 0 crashes with uvloop >= 0.22 (MLServer #2286).
+        "parallel_workers": 0,
+    }
+    (folder / "settings.json").write_text(json.dumps(settings))
+    (folder / name / "model-settings.json").write_text(json.dumps({"name": name, **model}))
     return folder
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=50)
-    args = parser.parse_args()
-    require_wrk()
+def stock(root: Path, label: str, name: str, model: dict, body: dict, args, tmp: Path):
+    port = free_port()
+    folder = mlserver_dir(root, name, port, model)
+    if model["implementation"].startswith("noop."):
+        (folder / name / "noop.py").write_text(NOOP_MODEL)
+    command = [sys.executable, "-c", "from mlserver.cli.main import main; main()", "start"]
+    # MLServer imports a model's implementation from the model's folder.
+    env = {"PYTHONPATH": str(folder / name)}
+    with process([*command, str(folder)], tmp / f"{port}.log", env=env):
+        wait_http(f"http://127.0.0.1:{port}/v2/models/{name}/ready")
+        url = f"http://127.0.0.1:{port}/v2/models/{name}/infer"
+        return wrk(label, url, body, seconds=args.seconds, connections=args.connections, tmp=tmp)
 
+
+def mlflow_serve(model_path: Path, body: dict, args, tmp: Path) -> LoadResult:
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_path)]
+    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    # MLflow execs `uvicorn` from PATH, and refuses to unpickle a model unless allowed.
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+    }
+    with process(command, tmp / "mlflow.log", env=env):
+        wait_http(f"http://127.0.0.1:{port}/ping")
+        url = f"http://127.0.0.1:{port}/invocations"
+        return wrk(MLFLOW, url, body, seconds=args.seconds, connections=args.connections, tmp=tmp)
+
+
+def one_round(project, version, model_path: Path, data, args, tmp: Path) -> list[LoadResult]:
     from mlops_kit.gitops.deploy import spec_for
     from mlops_kit.targets import for_environment
     from mlops_kit.verify import v2
 
+    row = data.X_test.head(1)
+    v2_body = v2.encode_dataframe(row)
+    mlflow_body = {"dataframe_split": json.loads(row.to_json(orient="split", index=False))}
+    name = project.model_name
+    results = []
+
+    serving = project.settings.serving
+    unbatched = project.settings.model_copy(
+        update={"serving": serving.model_copy(update={"max_batch_size": 1})}
+    )
+    for label, settings, environment in (
+        (OURS, project.settings, "staging"),
+        (OURS_UNBATCHED, unbatched, "production"),
+    ):
+        target = for_environment(settings, environment)
+        target.apply(spec_for(project, environment, version))
+        try:
+            url = target.endpoint(name) + "/infer"
+            results.append(
+                wrk(
+                    label, url, v2_body, seconds=args.seconds, connections=args.connections, tmp=tmp
+                )
+            )
+        finally:
+            target.delete(name)
+
+    mlflow_model = {
+        "implementation": "mlserver_mlflow.MLflowRuntime",
+        "parameters": {"uri": str(model_path), "version": "1"},
+    }
+    results.append(
+        stock(tmp, STOCK_BEST, name, {**mlflow_model, **STOCK_BATCHING}, v2_body, args, tmp)
+    )
+    results.append(stock(tmp, STOCK_PLAIN, name, mlflow_model, v2_body, args, tmp))
+    results.append(mlflow_serve(model_path, mlflow_body, args, tmp))
+    results.append(stock(tmp, FLOOR, name, {"implementation": "noop.NoOp"}, v2_body, args, tmp))
+    return results
+
+
+def median(results: list[LoadResult]) -> LoadResult:
+    """The median of each figure over the rounds of one server."""
+    return LoadResult(
+        results[0].name,
+        int(statistics.median(r.requests for r in results)),
+        results[0].seconds,
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="seconds of load per server")
+    parser.add_argument("--connections", type=int, default=50, help="concurrent connections")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
+    args = parser.parse_args()
+    require_wrk()
+
+    rounds: list[list[LoadResult]] = []
     with workdir() as tmp:
         project, version, model_path, data = train_model(tmp / "state")
-        row = data.X_test.head(1)
-        v2_body = v2.encode_dataframe(row)
-        mlflow_body = {"dataframe_split": json.loads(row.to_json(orient="split", index=False))}
-        name = project.model_name
-        results = []
+        for number in range(1, args.rounds + 1):
+            results = one_round(project, version, model_path, data, args, tmp)
+            rounds.append(results)
+            print(f"\nround {number} of {args.rounds}\n{HEADER}")
+            for r in results:
+                print(r.row())
 
-        # Ours as configured, then ours with batching off (another environment, same model).
-        serving = project.settings.serving
-        unbatched = project.settings.model_copy(
-            update={"serving": serving.model_copy(update={"max_batch_size": 1})}
-        )
-        for label, settings, environment in (
-            (f"mlops-kit (batch {serving.max_batch_size})", project.settings, "staging"),
-            ("mlops-kit, batching off", unbatched, "production"),
-        ):
-            target = for_environment(settings, environment)
-            target.apply(spec_for(project, environment, version))
-            try:
-                results.append(
-                    wrk(
-                        label,
-                        target.endpoint(name) + "/infer",
-                        v2_body,
-                        seconds=args.seconds,
-                        connections=args.connections,
-                        tmp=tmp,
-                    )
-                )
-            finally:
-                target.delete(name)
-
-        port = free_port()
-        folder = stock_mlserver_dir(tmp, model_path, name, port)
-        mlserver = [
-            sys.executable,
-            "-c",
-            "from mlserver.cli.main import main; main()",
-            "start",
-            str(folder),
-        ]
-        with process(mlserver, tmp / "stock.log"):
-            wait_http(f"http://127.0.0.1:{port}/v2/models/{name}/ready")
-            results.append(
-                wrk(
-                    "stock mlserver start",
-                    f"http://127.0.0.1:{port}/v2/models/{name}/infer",
-                    v2_body,
-                    seconds=args.seconds,
-                    connections=args.connections,
-                    tmp=tmp,
-                )
-            )
-
-        port = free_port()
-        serve = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            str(model_path),
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ]
-        # MLflow execs `uvicorn` from PATH, and refuses to unpickle a model unless allowed.
-        serve_env = {
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
-        }
-        with process(serve, tmp / "mlflow.log", env=serve_env):
-            wait_http(f"http://127.0.0.1:{port}/ping")
-            results.append(
-                wrk(
-                    "mlflow models serve",
-                    f"http://127.0.0.1:{port}/invocations",
-                    mlflow_body,
-                    seconds=args.seconds,
-                    connections=args.connections,
-                    tmp=tmp,
-                )
-            )
-
-    print(f"\n{args.connections} concurrent connections, {args.seconds:g} s each, one-row requests")
+    by_name = {r.name: median([rnd[i] for rnd in rounds]) for i, r in enumerate(rounds[0])}
+    print(f"\nmedians over {args.rounds} rounds: {args.connections} connections, "
+          f"{args.seconds:g} s each, one-row requests")  # fmt: skip
     print(HEADER)
-    for r in results:
+    for r in by_name.values():
         print(r.row())
-    ours, _, stock, mlflow_serve = results
-    print(f"\nours / stock MLServer       req/s ratio: {ours.rps / stock.rps:.2f}x")
-    print(f"ours / mlflow models serve  req/s ratio: {ours.rps / mlflow_serve.rps:.2f}x")
-    print(f"p99 ours {ours.p99_ms:.1f} ms (target <= 100 ms)")
+    ours, best, floor = by_name[OURS], by_name[STOCK_BEST], by_name[FLOOR]
+    print(f"\nours / stock MLServer with adaptive batching  req/s: {ours.rps / best.rps:.2f}x")
+    print(f"ours / stock MLServer without batching       req/s: "
+          f"{ours.rps / by_name[STOCK_PLAIN].rps:.2f}x")  # fmt: skip
+    print(f"ours / mlflow models serve                   req/s: "
+          f"{ours.rps / by_name[MLFLOW].rps:.2f}x")  # fmt: skip
+    print(f"ours / no-op floor                           req/s: {ours.rps / floor.rps:.2f}x")
+    print(f"p99 ours {ours.p99_ms:.1f} ms, stock-best {best.p99_ms:.1f} ms (target <= 100 ms)")
 
 
 if __name__ == "__main__":
