@@ -162,12 +162,11 @@ def _setup_kubernetes(
         CRD_FOR_FORMAT,
         SELDON_EXPERIMENT,
         Cluster,
-        KubernetesConfig,
         namespace_for,
     )
 
     settings = project.settings
-    config = cluster.config if cluster is not None else KubernetesConfig.from_settings(settings)
+    config = cluster.config if cluster is not None else settings.kubernetes
     connection = cluster or Cluster(config)
     try:
         try:

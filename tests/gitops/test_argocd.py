@@ -9,9 +9,9 @@ import yaml
 from mlops_kit.errors import ConfigError, ParameterError, TargetError
 from mlops_kit.gitops import argocd
 from mlops_kit.gitops.repository import GitOpsRepo
-from mlops_kit.settings import load_settings
+from mlops_kit.settings import KubernetesSettings, load_settings
 from mlops_kit.targets import setup as environments
-from mlops_kit.targets.kubernetes import Cluster, KubernetesConfig
+from mlops_kit.targets.kubernetes import Cluster
 from tests.support.argocd import validate_application
 from tests.support.k8s_emulator import (
     ARGOCD_APPLICATIONS,
@@ -119,7 +119,7 @@ def emulator(tmp_path, monkeypatch):
 
 def test_applications_are_applied_and_reapplied_in_place(tmp_path, emulator):
     docs = argocd.render_applications(settings_for(tmp_path))
-    cluster = Cluster(KubernetesConfig())
+    cluster = Cluster(KubernetesSettings())
     try:
         assert argocd.apply_applications(cluster, docs) == [
             "mlops-demo-staging",
@@ -138,7 +138,7 @@ def test_applications_are_applied_and_reapplied_in_place(tmp_path, emulator):
 def test_a_cluster_without_argo_cd_names_what_to_install(tmp_path, monkeypatch):
     with KubeEmulator(crds=SELDON_V1) as emu:
         monkeypatch.setenv("KUBECONFIG", str(emu.write_kubeconfig(tmp_path / "kc")))
-        cluster = Cluster(KubernetesConfig())
+        cluster = Cluster(KubernetesSettings())
         with pytest.raises(
             TargetError, match="^Application CRD not found in the cluster"
         ) as caught:

@@ -15,11 +15,11 @@ from mlops_kit import targets
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError, DeploymentTimeout, MissingDependencyError, TargetError
 from mlops_kit.gitops import manifests
-from mlops_kit.settings import Settings, load_settings
+from mlops_kit.settings import KubernetesSettings, Settings, load_settings
 from mlops_kit.targets.kubernetes import (
     Cluster,
-    KubernetesConfig,
     KubernetesTarget,
+    cluster_settings,
     namespace_manifest,
     readiness,
 )
@@ -77,7 +77,7 @@ def operator(emulator):
 def make_target(tmp_path, fmt="seldon-v1", env="staging", **config) -> KubernetesTarget:
     settings = k8s_settings(tmp_path, fmt)
     return KubernetesTarget(
-        settings, settings.environment(env), config=KubernetesConfig(**{**FAST, **config})
+        settings, settings.environment(env), config=KubernetesSettings(**{**FAST, **config})
     )
 
 
@@ -398,7 +398,7 @@ def test_spec_of_another_environment_is_refused(target):
 def test_missing_kubernetes_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "kubernetes", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'mlops-kit\[kubernetes\]'"):
-        Cluster(KubernetesConfig()).version()
+        Cluster(KubernetesSettings()).version()
 
 
 # -- configuration and discovery by name ------------------------------------------------------
@@ -409,7 +409,7 @@ def test_options_come_from_kubernetes_variables(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_KIT_KUBERNETES__CONTEXT", "kind-ci")
     monkeypatch.setenv("MLOPS_KIT_KUBERNETES__POLL_INTERVAL", "0.5")
     settings = k8s_settings(tmp_path)  # the variables do not upset the settings
-    config = KubernetesConfig.from_settings(settings, settings.environment("staging"))
+    config = cluster_settings(settings, settings.environment("staging"))
     assert (config.ingress_url, config.context, config.poll_interval) == (
         "http://gateway",
         "kind-ci",
@@ -421,31 +421,23 @@ def test_options_come_from_kubernetes_variables(tmp_path, monkeypatch):
         k8s_settings(tmp_path)
 
 
-def test_a_kubernetes_settings_section_wins_over_the_variables(monkeypatch):
-    """Once settings.py has the proposed ``kubernetes:`` section, it is what is read."""
-    from types import SimpleNamespace
-
-    monkeypatch.setenv("MLOPS_KIT_KUBERNETES__INGRESS_URL", "http://from-variable")
-    section = SimpleNamespace(
-        kubeconfig=Path("/etc/kube/config"),
-        context="shared",
-        ingress_url="http://from-section",
-        ingress_path=None,
-        argocd_namespace="gitops",
-        ready_timeout=None,
-        poll_interval=2.0,
-        request_timeout=30.0,
+def test_an_environment_s_own_context_wins_over_the_kubernetes_section(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_KIT_KUBERNETES__CONTEXT", "shared")
+    envs = [
+        {"name": "staging", "kind": "staging", "target": "kubernetes"},
+        {"name": "production", "kind": "production", "context": "prod-cluster"},
+    ]
+    settings = load_settings(
+        state_dir=tmp_path / ".mlops",
+        environments=envs,
+        kubernetes={"kubeconfig": "/etc/kube/config", "argocd_namespace": "gitops"},
     )
-    settings = SimpleNamespace(kubernetes=section)
-    environment = SimpleNamespace(context="prod-cluster")
-    config = KubernetesConfig.from_settings(settings, environment)  # type: ignore[arg-type]
-    assert config == KubernetesConfig(
-        kubeconfig="/etc/kube/config",
-        context="prod-cluster",
-        ingress_url="http://from-section",
-        argocd_namespace="gitops",
-        poll_interval=2.0,
+    production = cluster_settings(settings, settings.environment("production"))
+    assert production == KubernetesSettings(
+        kubeconfig=Path("/etc/kube/config"), context="prod-cluster", argocd_namespace="gitops"
     )
+    assert cluster_settings(settings, settings.environment("staging")) is settings.kubernetes
+    assert settings.kubernetes.context == "shared"
 
 
 def test_the_target_is_found_by_name_through_its_entry_point(tmp_path, monkeypatch):

@@ -1,0 +1,271 @@
+"""The Kubernetes target: Seldon Core deployments applied and awaited in a namespace.
+
+A deployment is the document :func:`mlops_kit.gitops.manifests.render` makes of its spec,
+server-side applied; with ``gitops.manifest: seldon-v2`` a spec with ``traffic`` below 100
+becomes a canary Model beside the stable one and an ``Experiment`` splitting the traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from mlops_kit.errors import DeploymentTimeout, TargetError
+from mlops_kit.gitops import manifests
+from mlops_kit.targets.base import DeploymentStatus, DeploymentTarget
+from mlops_kit.targets.kubernetes.cluster import Cluster, cluster_settings
+from mlops_kit.targets.kubernetes.crds import CRD_FOR_FORMAT, SELDON_EXPERIMENT, SELDON_MODEL, Crd
+from mlops_kit.targets.kubernetes.endpoints import endpoint_url, namespace_for
+from mlops_kit.targets.kubernetes.readiness import managed, readiness, version_of
+
+if TYPE_CHECKING:
+    from mlops_kit.deployment import DeploymentSpec
+    from mlops_kit.settings import EnvironmentSettings, KubernetesSettings, Settings
+
+logger = logging.getLogger(__name__)
+
+CANARY_SUFFIX = "-canary"
+ROLE_LABEL = "mlops-kit.io/role"
+
+
+class KubernetesTarget(DeploymentTarget):
+    """Serves each model of an environment with Seldon Core in the environment's namespace.
+
+    ``cluster`` (tests, notebooks sharing one connection) and ``config`` override what the
+    settings say.
+    """
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        settings: Settings,
+        environment: EnvironmentSettings,
+        *,
+        cluster: Cluster | None = None,
+        config: KubernetesSettings | None = None,
+    ) -> None:
+        super().__init__(settings, environment)
+        self.config = config or (
+            cluster.config if cluster is not None else cluster_settings(settings, environment)
+        )
+        self.cluster = cluster or Cluster(self.config)
+        self._owns_cluster = cluster is None
+        self.namespace = namespace_for(settings, environment)
+        self.manifest_format: manifests.ManifestFormat = settings.gitops.manifest
+        self.crd = CRD_FOR_FORMAT[self.manifest_format]
+
+    # -- the DeploymentTarget contract ---------------------------------------------------
+
+    def apply(self, spec: DeploymentSpec, *, timeout: float | None = None) -> DeploymentStatus:
+        """Server-side apply the spec's document and wait until Seldon reports it ready.
+
+        See :meth:`DeploymentTarget.apply`; Seldon's rolling update keeps the old version
+        answering until the new one does.
+        """
+        if spec.environment != self.environment.name:
+            raise TargetError(
+                f"{spec.key} belongs to environment {spec.environment!r}; this target serves "
+                f"{self.environment.name!r}"
+            )
+        deadline = time.monotonic() + self._timeout(timeout)
+        if self.manifest_format == "seldon-v2" and spec.traffic < 100:
+            return self._apply_canary(spec, deadline)
+        doc = manifests.render(spec, self.manifest_format, self.namespace)
+        began = time.monotonic()
+        stored = self.cluster.apply(self.crd, doc, self.namespace)
+        logger.info(
+            "%s: applied %s %s/%s (generation %s)",
+            spec.key,
+            self.crd.kind,
+            self.namespace,
+            spec.model_name,
+            (stored.get("metadata") or {}).get("generation"),
+        )
+        self._wait(self.crd, spec.model_name, spec.version, deadline)
+        if self.manifest_format == "seldon-v2":
+            self._remove_canary(spec.model_name)
+        took = time.monotonic() - began
+        status = self.status(spec.model_name)
+        assert status is not None
+        return replace(status, detail=f"{status.detail}; ready in {took:.1f} s")
+
+    def delete(self, model_name: str) -> None:
+        """Delete the model's object (and a v2 canary and Experiment); wait until gone."""
+        deadline = time.monotonic() + self._timeout(None)
+        if self.manifest_format == "seldon-v2":
+            self._remove_canary(model_name)
+        if self.cluster.delete(self.crd, self.namespace, model_name):
+            self._wait_gone(self.crd, model_name, deadline)
+
+    def status(self, model_name: str) -> DeploymentStatus | None:
+        """What the cluster reports now; None when there is no such object."""
+        doc = self.cluster.get(self.crd, self.namespace, model_name)
+        if doc is None:
+            return None
+        if self.manifest_format == "seldon-v2" and self.cluster.serves(SELDON_EXPERIMENT):
+            experiment = self.cluster.get(SELDON_EXPERIMENT, self.namespace, model_name)
+            if experiment is not None and managed(experiment):
+                return self._canary_status(model_name, doc, experiment)
+        return self._status_of(model_name, doc)
+
+    def list(self) -> list[DeploymentStatus]:
+        """Every deployment this toolkit made in the environment's namespace, by name."""
+        found = []
+        for doc in self.cluster.list(self.crd, self.namespace):
+            labels = doc["metadata"].get("labels") or {}
+            if labels.get(ROLE_LABEL) == "canary":
+                continue
+            if self.manifest_format == "seldon-v1":
+                found.append(self._status_of(doc["metadata"]["name"], doc))
+                continue
+            status = self.status(doc["metadata"]["name"])
+            if status is not None:
+                found.append(status)
+        return found
+
+    def endpoint(self, model_name: str) -> str:
+        """``<ingress_url>/seldon/<namespace>/<name>/v2/models/<model>`` (v1; see the docs)."""
+        if self.cluster.get(self.crd, self.namespace, model_name) is None:
+            raise TargetError(
+                f"model {model_name!r} is not deployed in namespace {self.namespace!r} "
+                f"(environment {self.environment.name!r})"
+            )
+        url = self._endpoint_url(model_name)
+        if url is None:
+            raise TargetError(
+                "no ingress configured to reach deployments through: set kubernetes.ingress_url "
+                "(MLOPS_KIT_KUBERNETES__INGRESS_URL), e.g. http://<istio-ingressgateway "
+                "address> or http://<ambassador address>"
+            )
+        return url
+
+    def close(self) -> None:
+        """Close the API client if this target opened it."""
+        if self._owns_cluster:
+            self.cluster.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _timeout(self, timeout: float | None) -> float:
+        return timeout or self.config.ready_timeout or self.settings.serving.ready_timeout
+
+    def _endpoint_url(self, model_name: str) -> str | None:
+        return endpoint_url(self.config, self.manifest_format, self.namespace, model_name)
+
+    def _status_of(
+        self, model_name: str, doc: dict[str, Any], detail: str = ""
+    ) -> DeploymentStatus:
+        state = readiness(doc)
+        version = version_of(doc)
+        text = state.detail if not detail else f"{state.detail}; {detail}"
+        return DeploymentStatus(
+            environment=self.environment.name,
+            model_name=model_name,
+            version=version if state.ready else None,
+            ready=state.ready,
+            endpoint=self._endpoint_url(model_name),
+            detail=f"{self.crd.kind} {self.namespace}/{model_name}: {text}",
+        )
+
+    def _wait(self, crd: Crd, name: str, version: str | None, deadline: float) -> dict[str, Any]:
+        last = "not found"
+        while True:
+            doc = self.cluster.get(crd, self.namespace, name)
+            if doc is not None:
+                state = readiness(doc, version)
+                if state.ready:
+                    return doc
+                last = state.detail
+                if state.failed:
+                    raise TargetError(
+                        f"Seldon could not deploy {crd.kind} {self.namespace}/{name} version "
+                        f"{version}: {last}; see `kubectl describe {crd.name} {name} -n "
+                        f"{self.namespace}`"
+                    )
+            if time.monotonic() > deadline:
+                raise DeploymentTimeout(
+                    f"{crd.kind} {self.namespace}/{name} version {version} was not ready in time "
+                    f"on {self.cluster.describe()}; last status: {last}. See `kubectl describe "
+                    f"{crd.name} {name} -n {self.namespace}`"
+                )
+            time.sleep(self.config.poll_interval)
+
+    def _wait_gone(self, crd: Crd, name: str, deadline: float) -> None:
+        while self.cluster.get(crd, self.namespace, name) is not None:
+            if time.monotonic() > deadline:
+                raise DeploymentTimeout(
+                    f"{crd.kind} {self.namespace}/{name} is still there after deletion (a "
+                    "finalizer the operator has not released?)"
+                )
+            time.sleep(self.config.poll_interval)
+
+    # -- Seldon Core v2 canaries -----------------------------------------------------------
+
+    def _apply_canary(self, spec: DeploymentSpec, deadline: float) -> DeploymentStatus:
+        name = spec.model_name
+        stable = self.cluster.get(SELDON_MODEL, self.namespace, name)
+        if stable is None or not readiness(stable).ready:
+            raise TargetError(
+                f"a canary of {name} at {spec.traffic}% needs a ready stable version in "
+                f"namespace {self.namespace!r} first: deploy one with traffic 100"
+            )
+        canary_name = name + CANARY_SUFFIX
+        canary = manifests.render(spec, "seldon-v2", self.namespace)
+        canary["metadata"]["name"] = canary_name
+        canary["metadata"]["labels"][ROLE_LABEL] = "canary"
+        self.cluster.apply(SELDON_MODEL, canary, self.namespace)
+        self._wait(SELDON_MODEL, canary_name, spec.version, deadline)
+        experiment = manifests.render_experiment(
+            name,
+            [(name, 100 - spec.traffic), (canary_name, spec.traffic)],
+            default=name,
+            namespace=self.namespace,
+        )
+        self.cluster.require(SELDON_EXPERIMENT)
+        self.cluster.apply(SELDON_EXPERIMENT, experiment, self.namespace)
+        self._wait(SELDON_EXPERIMENT, name, None, deadline)
+        status = self.status(name)
+        assert status is not None
+        return status
+
+    def _remove_canary(self, model_name: str) -> None:
+        if not self.cluster.serves(SELDON_EXPERIMENT):
+            return
+        experiment = self.cluster.get(SELDON_EXPERIMENT, self.namespace, model_name)
+        if experiment is not None and managed(experiment):
+            self.cluster.delete(SELDON_EXPERIMENT, self.namespace, model_name)
+        canary = self.cluster.get(SELDON_MODEL, self.namespace, model_name + CANARY_SUFFIX)
+        if canary is not None and managed(canary):
+            self.cluster.delete(SELDON_MODEL, self.namespace, model_name + CANARY_SUFFIX)
+
+    def _canary_status(
+        self, model_name: str, stable: dict[str, Any], experiment: dict[str, Any]
+    ) -> DeploymentStatus:
+        canary = self.cluster.get(SELDON_MODEL, self.namespace, model_name + CANARY_SUFFIX)
+        weights = {
+            c.get("name"): c.get("weight") for c in experiment.get("spec", {}).get("candidates", [])
+        }
+        detail = (
+            f"canary v{version_of(canary) if canary else '?'} at "
+            f"{weights.get(model_name + CANARY_SUFFIX, '?')}%, stable v{version_of(stable)} at "
+            f"{weights.get(model_name, '?')}%"
+        )
+        if canary is None:
+            return self._status_of(model_name, stable, detail)
+        states = [readiness(doc) for doc in (stable, canary, experiment)]
+        ready = all(s.ready for s in states)
+        return DeploymentStatus(
+            environment=self.environment.name,
+            model_name=model_name,
+            version=version_of(canary) if ready else None,
+            ready=ready,
+            endpoint=self._endpoint_url(model_name),
+            detail=f"Experiment {self.namespace}/{model_name}: {detail}; "
+            + ", ".join(s.detail for s in states),
+        )
+
+
+__all__ = ["CANARY_SUFFIX", "ROLE_LABEL", "KubernetesTarget"]
