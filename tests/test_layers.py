@@ -57,7 +57,6 @@ _BEING_SPLIT = {
     "gitops/repository.py",
     "registry/events.py",
     "targets/kubernetes.py",
-    "targets/local.py",
     "verify/loadtest.py",
     "verify/monitoring.py",
 }
