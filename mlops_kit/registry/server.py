@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 from mlops_kit.errors import ConfigError, ProcessExited, RegistryError, StopFailed, WaitTimeout
 from mlops_kit.process import (
     command_line,
+    forget,
     free_ports,
     group_members,
     http_ok,
@@ -352,6 +353,7 @@ def _is_mlflow(pid: int) -> bool:
 
 def _terminate(pgid: int, timeout: float) -> bool:
     if not _group_alive(pgid):
+        forget(pgid)
         return False
     try:
         stop_groups([pgid], grace=timeout, what="registry server group")

@@ -8,7 +8,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 from mlops_kit.errors import StopFailed, TargetError
-from mlops_kit.process import find_group_leaders, pid_alive, read_record, stop_groups, write_record
+from mlops_kit.process import (
+    find_group_leaders,
+    forget,
+    pid_alive,
+    read_record,
+    stop_groups,
+    write_record,
+)
 from mlops_kit.serving import seldon
 
 logger = logging.getLogger(__name__)
@@ -93,6 +100,9 @@ def stop_records(records: list[ServerRecord], grace: float = STOP_GRACE) -> None
     """SIGTERM each server's process group, SIGKILL what remains after ``grace``, and wait."""
     # Signal a group only while its leader is provably ours: pids and pgids get reused.
     ours = [record.pgid for record in records if alive(record)]
+    for record in records:
+        if record.pgid not in ours:
+            forget(record.pid)  # exited on its own: reaped, nothing left to remember
     try:
         stop_groups(ours, grace=grace, what="server")
     except StopFailed as exc:
