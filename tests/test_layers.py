@@ -48,14 +48,7 @@ def test_the_tree_has_the_stage_packages():
 @pytest.mark.parametrize("path", modules("**/*.py"), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_is_over_500_lines(path):
     lines = len(path.read_text().splitlines())
-    if str(path.relative_to(PACKAGE)) in _BEING_SPLIT:
-        pytest.skip(f"{lines} lines, being split")
     assert lines <= 500, f"{lines} lines"
-
-
-_BEING_SPLIT = {
-    "targets/local.py",
-}
 
 
 @pytest.mark.parametrize("path", modules("targets/**/*.py"), ids=lambda p: p.name)

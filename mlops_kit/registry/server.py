@@ -22,24 +22,34 @@ MLflow's defaults (https, public addresses only) and its receivers behind https.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
-import http.client
-import json
 import logging
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from mlops_kit.errors import ConfigError, RegistryError
+from mlops_kit.errors import ConfigError, ProcessExited, RegistryError, StopFailed, WaitTimeout
+from mlops_kit.process import (
+    command_line,
+    forget,
+    free_ports,
+    group_members,
+    http_ok,
+    locked,
+    log_size,
+    log_tail,
+    read_record,
+    reap,
+    spawn,
+    stop_groups,
+    wait_ready,
+    write_record,
+)
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
@@ -68,10 +78,6 @@ _SERVER_ENV = {
     # The job runner (huey consumers) is for GenAI jobs we never submit; it costs processes.
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
 }
-
-# Servers this process started, kept so that they are reaped (no zombies) and so that Popen
-# does not warn about a child still running when it is garbage-collected.
-_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -208,7 +214,7 @@ def _start(project: Project, *, port: int, timeout: float) -> ServerInfo:
     project.artifact_root.mkdir(parents=True, exist_ok=True)
     attempts = 1 if port else 3
     for attempt in range(1, attempts + 1):
-        chosen = port or _free_port()
+        chosen = port or free_ports(HOST)[0]
         try:
             return _launch(project, chosen, timeout)
         except _PortTaken:
@@ -218,8 +224,8 @@ def _start(project: Project, *, port: int, timeout: float) -> ServerInfo:
     raise AssertionError("unreachable")
 
 
-class _PortTaken(Exception):
-    pass
+class _PortTaken(RegistryError):
+    """The server could not bind its port (internal: :func:`_start` retries on another)."""
 
 
 def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
@@ -242,21 +248,15 @@ def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
         "--workers",
         "1",
     ]
-    with log_path.open("ab") as log:
-        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {port}\n".encode())
-        log.flush()
-        log_offset = log.tell()
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=project.state_dir,
-            env=server_env(project),
-            start_new_session=True,
-        )
-    _children[proc.pid] = proc
+    log_offset = log_size(log_path)
+    started = time.monotonic()
+    proc = spawn(
+        cmd,
+        log=log_path,
+        what=f"the registry server on port {port}",
+        cwd=project.state_dir,
+        env=server_env(project),
+    )
     info = ServerInfo(
         pid=proc.pid,
         port=port,
@@ -267,24 +267,27 @@ def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
     )
     try:
         _write(project, info)
-        deadline = started + timeout
-        while True:
-            if proc.poll() is not None:
-                tail = _log_tail(log_path, log_offset)
-                if "address already in use" in tail.lower():
-                    raise _PortTaken()
-                raise RegistryError(
-                    f"the registry server exited with code {proc.returncode} while starting; "
-                    f"log {log_path}:\n{tail}"
-                )
-            if _healthy(info.url, timeout=1.0):
-                break
-            if time.monotonic() > deadline:
-                raise RegistryError(
-                    f"the registry server did not answer {info.url}/health within {timeout:.0f} s; "
-                    f"log {log_path}:\n{_log_tail(log_path, log_offset)}"
-                )
-            time.sleep(0.1)
+        try:
+            wait_ready(
+                lambda: _healthy(info.url, timeout=1.0),
+                pid=proc.pid,
+                timeout=started + timeout - time.monotonic(),
+                log=log_path,
+                log_offset=log_offset,
+                what="the registry server",
+            )
+        except ProcessExited as exc:
+            if "address already in use" in exc.tail.lower():
+                raise _PortTaken(exc.tail) from None
+            raise RegistryError(
+                f"the registry server exited with code {exc.returncode} while starting; "
+                f"log {log_path}:\n{exc.tail}"
+            ) from None
+        except WaitTimeout:
+            raise RegistryError(
+                f"the registry server did not answer {info.url}/health within {timeout:.0f} s; "
+                f"log {log_path}:\n{log_tail(log_path, offset=log_offset)}"
+            ) from None
     except BaseException:
         _terminate(proc.pid, 5.0)
         (folder / STATE_FILE).unlink(missing_ok=True)
@@ -298,22 +301,11 @@ def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
 
 
 def _read(project: Project) -> ServerInfo | None:
-    path = server_dir(project) / STATE_FILE
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-        return ServerInfo(**data)
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError) as exc:
-        logger.warning("ignoring unreadable %s: %s", path, exc)
-        return None
+    return read_record(server_dir(project) / STATE_FILE, ServerInfo)
 
 
 def _write(project: Project, info: ServerInfo) -> None:
-    path = server_dir(project) / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
-    tmp.replace(path)
+    write_record(server_dir(project) / STATE_FILE, info)
 
 
 def _encryption_key(project: Project) -> str:
@@ -333,109 +325,38 @@ def _encryption_key(project: Project) -> str:
     return key
 
 
-@contextlib.contextmanager
+@contextmanager
 def _locked(project: Project) -> Iterator[None]:
     """Serialize start/stop between processes (two notebooks starting the server at once)."""
-    folder = server_dir(project)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    with locked(server_dir(project) / ".lock"):
+        yield
 
 
 def _healthy(url: str, timeout: float = 2.0) -> bool:
-    host, _, port = url.removeprefix("http://").partition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("GET", "/health")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
-def _log_tail(path: Path, offset: int, limit: int = 3000) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return text[-limit:].strip()
+    return http_ok(f"{url}/health", timeout=timeout)
 
 
 # Process groups. The server runs in its own session, so its pid is also the id of the group
 # holding it and the uvicorn worker it spawns; signals go to the group.
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group ``pgid``; Linux reads /proc."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, 0)
-            return [pgid]
-        return []
-    members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
-
-
-def _reap() -> None:
-    for pid, child in list(_children.items()):
-        if child.poll() is not None:
-            del _children[pid]
-
-
 def _group_alive(pgid: int) -> bool:
-    _reap()
+    reap(pgid)
     return any(_is_mlflow(pid) for pid in group_members(pgid))
 
 
 def _is_mlflow(pid: int) -> bool:
     """Guard against a recycled pid: the process must be an MLflow server."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return not Path("/proc").is_dir()  # no /proc (macOS): trust the pid file
-    except OSError:
-        return False
-    return b"mlflow" in cmdline
+    args = command_line(pid)
+    return args is not None and any("mlflow" in arg for arg in args)
 
 
 def _terminate(pgid: int, timeout: float) -> bool:
     if not _group_alive(pgid):
+        forget(pgid)
         return False
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            _reap()
-            if not group_members(pgid):
-                return True
-            time.sleep(0.05)
-        if sig == signal.SIGTERM:
-            logger.warning("registry server group %s ignored SIGTERM; killing it", pgid)
-    raise RegistryError(f"could not stop the registry server (process group {pgid})")
+    try:
+        stop_groups([pgid], grace=timeout, what="registry server group")
+    except StopFailed:
+        raise RegistryError(f"could not stop the registry server (process group {pgid})") from None
+    return True

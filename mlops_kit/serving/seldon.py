@@ -3,15 +3,18 @@
 seldon-core (1.19, BSL-licensed) pins ``numpy<2``, so it never enters the toolkit's own
 environment: it lives in a virtualenv of its own, which :func:`ensure_seldon_env` creates
 (``mlops-kit seldon-env``) and :func:`seldon_python` finds. The local target starts the
-wrapper with that environment's interpreter through :data:`BOOTSTRAP`, which binds it to
-loopback (the wrapper itself binds ``0.0.0.0``) and tags every answer with the model version.
+wrapper with that environment's interpreter running :data:`BOOTSTRAP` (a script,
+``seldon_bootstrap.py``), which binds it to loopback (the wrapper itself binds ``0.0.0.0``) and
+tags every answer with the model version.
 
 The wrapper speaks the Seldon protocol: ``POST /api/v1.0/predictions`` with
 ``{"data": {"names": [...], "ndarray": [[...], ...]}}``; :func:`encode_dataframe`,
 :func:`decode_predictions` and :func:`served_version` are its client side.
 
-This module imports nothing heavy at module level beyond numpy and pandas; the bootstrap code
-runs in the seldon environment, never here.
+This module imports nothing heavy at module level; the bootstrap script runs in the seldon
+environment, never here. Its errors, :class:`~mlops_kit.errors.SeldonEnvMissing` and
+:class:`~mlops_kit.errors.SeldonEnvError`, live in :mod:`mlops_kit.errors` (and are importable
+from here).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlops_kit.errors import ConfigError, TargetError, ToolkitError
+from mlops_kit.errors import ConfigError, SeldonEnvError, SeldonEnvMissing
 
 __all__ = [
     "BOOTSTRAP",
@@ -56,63 +59,18 @@ PREDICT_PATH = "/api/v1.0/predictions"
 HEALTH_PATH = "/health/ping"
 """The wrapper's liveness endpoint; it answers once the user's class has loaded."""
 VERSION_TAG = "model_version"
-"""The ``meta.tags`` entry :data:`BOOTSTRAP` adds to every answer."""
+"""The ``meta.tags`` entry :data:`BOOTSTRAP` adds to every answer (it spells it out too)."""
 ENV_COMMAND = "mlops-kit seldon-env"
 """The command that creates the default seldon environment."""
 _MARKER = ".mlops-kit-packages"
 _CLASS = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
-BOOTSTRAP = """\
-import sys
-folder, host, version = sys.argv[1:4]  # folder: names the process for the toolkit, unused here
-del sys.argv[1:4]
-sys.argv[0] = "seldon-core-microservice"
-from seldon_core import gunicorn_utils, utils
+BOOTSTRAP = Path(__file__).with_name("seldon_bootstrap.py")
+"""The script the seldon environment runs: ``python BOOTSTRAP <folder> <host> <version> <args>``.
 
-_load_config = gunicorn_utils.StandaloneApplication.load_config
-_host = "[%s]" % host if ":" in host else host
-
-def load_config(self):
-    # The wrapper hard-codes 0.0.0.0 for its REST and metrics servers; bind loopback instead.
-    _load_config(self)
-    binds = [b.replace("0.0.0.0:", _host + ":", 1) for b in self.cfg.bind]
-    self.cfg.set("bind", binds)
-    if "control_socket_disable" in self.cfg.settings:
-        # gunicorn >= 25 opens a control socket under $HOME: nothing may be written outside
-        # the state directory, and the REST and metrics servers would share one path.
-        self.cfg.set("control_socket_disable", True)
-
-gunicorn_utils.StandaloneApplication.load_config = load_config
-_tags = utils.client_custom_tags
-
-def client_custom_tags(user_model):
-    # Every answer says which registered version produced it, whatever the user's class tags.
-    return {**(_tags(user_model) or {}), "model_version": version}
-
-utils.client_custom_tags = client_custom_tags
-from seldon_core.microservice import main
-main()
+It binds the wrapper to ``host`` (the wrapper itself binds ``0.0.0.0``) and tags every answer
+with the version; ``args`` are seldon-core-microservice's. It imports nothing of the toolkit.
 """
-"""Run as ``python -c BOOTSTRAP <folder> <host> <version> <seldon-core-microservice args>``."""
-
-
-class SeldonEnvMissing(ConfigError, TargetError):
-    """No environment with seldon-core is configured or found; the message says how to make one.
-
-    A :class:`~mlops_kit.errors.ConfigError` (exit code 2) that targets may raise, as it is also
-    a :class:`~mlops_kit.errors.TargetError`.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-
-class SeldonEnvError(ToolkitError):
-    """Creating the seldon environment failed; ``output`` holds the end of pip's output."""
-
-    def __init__(self, message: str, output: str = "") -> None:
-        super().__init__(f"{message}\n{output}" if output else message)
-        self.output = output
 
 
 # -- the environment ---------------------------------------------------------------------------

@@ -302,3 +302,24 @@ def test_deploy_and_smoke_a_registered_version_with_the_custom_flavour(
         finally:
             stop_all(state_dir)
     assert not processes.under(state_dir)
+
+
+def test_the_bootstrap_is_a_script_that_needs_nothing_of_the_toolkit() -> None:
+    import ast
+
+    tree = ast.parse(seldon.BOOTSTRAP.read_text())
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not [name for name in imported if (name or "").startswith("mlops_kit")]
+    tags = [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["VERSION_TAG"]
+    ]
+    assert tags == [seldon.VERSION_TAG]
