@@ -115,6 +115,16 @@ class DeploymentTimeout(TargetError):
     """A deployment did not become ready within its time limit."""
 
 
+class UnsupportedSpec(ConfigError, TargetError):
+    """A deployment spec asks for what its target cannot honour; nothing was changed."""
+
+    def __init__(self, target: str, key: str, problems: list[str]) -> None:
+        super().__init__(f"the {target} target cannot apply {key}: " + "; ".join(problems))
+        self.target = target
+        self.key = key
+        self.problems = problems
+
+
 class SmokeTestFailed(ToolkitError):
     """An endpoint answered a smoke test wrongly; ``failures`` lists each problem."""
 

@@ -11,7 +11,13 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from mlops_kit.errors import TargetError, TargetNotFound, ToolkitError
-from mlops_kit.targets.base import DeploymentStatus, DeploymentTarget
+from mlops_kit.targets.base import (
+    Capabilities,
+    Check,
+    DeploymentStatus,
+    DeploymentTarget,
+    SetupReport,
+)
 
 if TYPE_CHECKING:
     from mlops_kit.settings import Settings
@@ -78,8 +84,11 @@ def for_environment(settings: Settings, env_name: str) -> DeploymentTarget:
 
 
 __all__ = [
+    "Capabilities",
+    "Check",
     "DeploymentStatus",
     "DeploymentTarget",
+    "SetupReport",
     "for_environment",
     "get",
     "names",

@@ -16,7 +16,7 @@ import pytest
 
 from mlops_kit import targets
 from mlops_kit.deployment import DeploymentSpec
-from mlops_kit.errors import DeploymentTimeout, TargetError, TargetNotFound
+from mlops_kit.errors import DeploymentTimeout, TargetError, TargetNotFound, UnsupportedSpec
 from mlops_kit.settings import Settings
 from mlops_kit.targets import DeploymentTarget
 from mlops_kit.targets.local import SERVER_FILE, LocalTarget, stop_all
@@ -126,6 +126,8 @@ def test_status_list_and_endpoint(staging_server: Served, local_target: MakeTarg
         ready=True,
         endpoint=staging_server.endpoint,
         pid=staging_server.record.pid,
+        protocol="v2",
+        metrics_url=staging_server.record.metrics_url,
     )
     assert target.status("absent") is None
     with pytest.raises(TargetError, match="'absent' is not deployed in environment 'staging'"):
@@ -136,7 +138,7 @@ def test_status_list_and_endpoint(staging_server: Served, local_target: MakeTarg
 
 def test_apply_refuses_what_it_cannot_serve(staging_server: Served, models: Models) -> None:
     target, spec = staging_server.target, staging_server.spec
-    with pytest.raises(TargetError, match="not supported by the local target yet"):
+    with pytest.raises(TargetError, match="flavour 'embedded' is not served by the local target"):
         target.apply(spec.model_copy(update={"flavour": "embedded"}))
     with pytest.raises(TargetError, match="custom_class"):  # served: see test_custom_server.py
         target.apply(spec.model_copy(update={"flavour": "custom"}))
@@ -150,9 +152,13 @@ def test_apply_refuses_what_it_cannot_serve(staging_server: Served, models: Mode
         target.apply(spec.model_copy(update={"environment": "production"}))
     with pytest.raises(TargetError, match="skops format"):
         target.apply(spec.model_copy(update={"flavour": "sklearn"}))
-    assert target.status("wine") == staging_server.status.__class__(
-        "staging", "wine", "1", True, staging_server.endpoint, pid=staging_server.record.pid
-    )
+    with pytest.raises(UnsupportedSpec, match="replicas=2: the local target runs at most 1"):
+        target.apply(spec.model_copy(update={"replicas": 2}))
+    with pytest.raises(UnsupportedSpec, match="traffic=10: the local target cannot split"):
+        target.apply(spec.model_copy(update={"traffic": 10}))
+    status = target.status("wine")
+    assert status is not None and status.ready and status.version == "1"
+    assert status.pid == staging_server.record.pid
 
 
 # -- a second server: update in place, failed update, drift, delete ----------------------------

@@ -7,6 +7,7 @@ becomes a canary Model beside the stable one and an ``Experiment`` splitting the
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from dataclasses import replace
@@ -22,7 +23,9 @@ from mlops_kit.targets.kubernetes.readiness import managed, readiness, version_o
 
 if TYPE_CHECKING:
     from mlops_kit.deployment import DeploymentSpec
+    from mlops_kit.project import Project
     from mlops_kit.settings import EnvironmentSettings, KubernetesSettings, Settings
+    from mlops_kit.targets.base import SetupReport
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +62,21 @@ class KubernetesTarget(DeploymentTarget):
 
     # -- the DeploymentTarget contract ---------------------------------------------------
 
-    def apply(self, spec: DeploymentSpec, *, timeout: float | None = None) -> DeploymentStatus:
+    def problems(self, spec: DeploymentSpec) -> builtins.list[str]:
+        """The base checks, and: only Seldon v2 documents can split traffic (a canary)."""
+        found = super().problems(spec)
+        if spec.traffic < 100 and self.manifest_format != "seldon-v2":
+            found.append(
+                f"traffic={spec.traffic}: a {self.manifest_format} deployment takes all of its "
+                "environment's traffic; canaries need gitops.manifest: seldon-v2"
+            )
+        return found
+
+    def _apply(self, spec: DeploymentSpec, *, timeout: float | None) -> DeploymentStatus:
         """Server-side apply the spec's document and wait until Seldon reports it ready.
 
-        See :meth:`DeploymentTarget.apply`; Seldon's rolling update keeps the old version
-        answering until the new one does.
+        Seldon's rolling update keeps the old version answering until the new one does.
         """
-        if spec.environment != self.environment.name:
-            raise TargetError(
-                f"{spec.key} belongs to environment {spec.environment!r}; this target serves "
-                f"{self.environment.name!r}"
-            )
         deadline = time.monotonic() + self._timeout(timeout)
         if self.manifest_format == "seldon-v2" and spec.traffic < 100:
             return self._apply_canary(spec, deadline)
@@ -88,11 +95,11 @@ class KubernetesTarget(DeploymentTarget):
         if self.manifest_format == "seldon-v2":
             self._remove_canary(spec.model_name)
         took = time.monotonic() - began
-        status = self.status(spec.model_name)
+        status = self._status(spec.model_name)
         assert status is not None
         return replace(status, detail=f"{status.detail}; ready in {took:.1f} s")
 
-    def delete(self, model_name: str) -> None:
+    def _delete(self, model_name: str) -> None:
         """Delete the model's object (and a v2 canary and Experiment); wait until gone."""
         deadline = time.monotonic() + self._timeout(None)
         if self.manifest_format == "seldon-v2":
@@ -100,7 +107,7 @@ class KubernetesTarget(DeploymentTarget):
         if self.cluster.delete(self.crd, self.namespace, model_name):
             self._wait_gone(self.crd, model_name, deadline)
 
-    def status(self, model_name: str) -> DeploymentStatus | None:
+    def _status(self, model_name: str) -> DeploymentStatus | None:
         """What the cluster reports now; None when there is no such object."""
         doc = self.cluster.get(self.crd, self.namespace, model_name)
         if doc is None:
@@ -111,7 +118,7 @@ class KubernetesTarget(DeploymentTarget):
                 return self._canary_status(model_name, doc, experiment)
         return self._status_of(model_name, doc)
 
-    def list(self) -> list[DeploymentStatus]:
+    def _list(self) -> list[DeploymentStatus]:
         """Every deployment this toolkit made in the environment's namespace, by name."""
         found = []
         for doc in self.cluster.list(self.crd, self.namespace):
@@ -121,12 +128,12 @@ class KubernetesTarget(DeploymentTarget):
             if self.manifest_format == "seldon-v1":
                 found.append(self._status_of(doc["metadata"]["name"], doc))
                 continue
-            status = self.status(doc["metadata"]["name"])
+            status = self._status(doc["metadata"]["name"])
             if status is not None:
                 found.append(status)
         return found
 
-    def endpoint(self, model_name: str) -> str:
+    def _endpoint(self, model_name: str) -> str:
         """``<ingress_url>/seldon/<namespace>/<name>/v2/models/<model>`` (v1; see the docs)."""
         if self.cluster.get(self.crd, self.namespace, model_name) is None:
             raise TargetError(
@@ -141,6 +148,33 @@ class KubernetesTarget(DeploymentTarget):
                 "address> or http://<ambassador address>"
             )
         return url
+
+    @classmethod
+    def setup(
+        cls,
+        project: Project,
+        environments: builtins.list[EnvironmentSettings],
+        report: SetupReport,
+        *,
+        apply_argocd: bool = False,
+        cluster: Cluster | None = None,
+        **options: Any,
+    ) -> None:
+        """Cluster reachable, Seldon CRDs served, namespaces, Argo CD Applications.
+
+        ``apply_argocd`` also applies the Applications; ``cluster`` replaces the connection
+        the settings describe. See :func:`~mlops_kit.targets.kubernetes.setup.setup_kubernetes`.
+        """
+        if options:
+            super().setup(project, environments, report, **options)
+        from mlops_kit.targets.kubernetes.setup import setup_kubernetes
+
+        setup_kubernetes(project, environments, report, apply_argocd=apply_argocd, cluster=cluster)
+
+    @classmethod
+    def describe(cls, settings: Settings, environment: EnvironmentSettings) -> dict[str, Any]:
+        """The environment's namespace."""
+        return {"namespace": namespace_for(settings, environment)}
 
     def close(self) -> None:
         """Close the API client if this target opened it."""
@@ -227,7 +261,7 @@ class KubernetesTarget(DeploymentTarget):
         self.cluster.require(SELDON_EXPERIMENT)
         self.cluster.apply(SELDON_EXPERIMENT, experiment, self.namespace)
         self._wait(SELDON_EXPERIMENT, name, None, deadline)
-        status = self.status(name)
+        status = self._status(name)
         assert status is not None
         return status
 

@@ -18,7 +18,7 @@ from mlops_kit.process import free_ports, locked, log_tail, port_free, wait_read
 from mlops_kit.process import write_text as _write_text
 from mlops_kit.serving import seldon
 from mlops_kit.settings import EnvironmentSettings, Settings
-from mlops_kit.targets.base import DeploymentStatus, DeploymentTarget
+from mlops_kit.targets.base import Capabilities, DeploymentStatus, DeploymentTarget
 from mlops_kit.targets.local import custom, mlserver
 from mlops_kit.targets.local.records import (
     LOG_FILE,
@@ -47,6 +47,12 @@ class LocalTarget(DeploymentTarget):
     """
 
     name = "local"
+    capabilities = Capabilities(
+        flavours=frozenset({"mlflow", "sklearn", "custom"}),
+        min_replicas=1,
+        max_replicas=1,
+        traffic_split=False,
+    )
 
     def __init__(self, settings: Settings, environment: EnvironmentSettings) -> None:
         super().__init__(settings, environment)
@@ -57,16 +63,11 @@ class LocalTarget(DeploymentTarget):
 
     # -- the DeploymentTarget contract -------------------------------------------------------
 
-    def apply(self, spec: DeploymentSpec, *, timeout: float | None = None) -> DeploymentStatus:
+    def _apply(self, spec: DeploymentSpec, *, timeout: float | None) -> DeploymentStatus:
         """Start, update in place, restart or leave alone the server of ``spec.model_name``.
 
-        Blocks until ``spec.version`` answers. See :meth:`DeploymentTarget.apply`.
+        Blocks until ``spec.version`` answers.
         """
-        if spec.environment != self.environment.name:
-            raise TargetError(
-                f"{spec.key} belongs to environment {spec.environment!r}; this target serves "
-                f"{self.environment.name!r}"
-            )
         folder = self._folder(spec.model_name)
         if spec.flavour == "custom":
             return self._apply_custom(spec, folder, timeout)
@@ -87,13 +88,13 @@ class LocalTarget(DeploymentTarget):
                     implementation,
                 )
                 if unchanged and self._version_ready(record, spec.model_name, spec.version):
-                    return self._status(spec.model_name, record, detail="already serving")
+                    return self._observed(spec.model_name, record, detail="already serving")
                 return self._swap(spec, record, implementation, uri, deadline)
             if record is not None:
                 self._stop(record)
             return self._start(spec, implementation, uri, deadline, previous=record)
 
-    def delete(self, model_name: str) -> None:
+    def _delete(self, model_name: str) -> None:
         """Stop the model's server (SIGTERM, then SIGKILL after a grace period); idempotent."""
         folder = self._folder(model_name)
         if not folder.is_dir():
@@ -105,28 +106,28 @@ class LocalTarget(DeploymentTarget):
                     self._stop(record)
                     (folder / name).unlink(missing_ok=True)
 
-    def status(self, model_name: str) -> DeploymentStatus | None:
+    def _status(self, model_name: str) -> DeploymentStatus | None:
         """Recorded state checked against the live process and its HTTP answers."""
         record = ServerRecord.read(self._folder(model_name) / SERVER_FILE)
         if record is None:
             return None
-        return self._status(model_name, record)
+        return self._observed(model_name, record)
 
-    def list(self) -> list[DeploymentStatus]:
+    def _list(self) -> list[DeploymentStatus]:
         """Status of every model with a server record in this environment, by name."""
         if not self.root.is_dir():
             return []
         found = []
         for server_file in sorted(self.root.glob(f"*/{SERVER_FILE}")):
-            status = self.status(server_file.parent.name)
+            status = self._status(server_file.parent.name)
             if status is not None:
                 found.append(status)
         return found
 
-    def endpoint(self, model_name: str) -> str:
+    def _endpoint(self, model_name: str) -> str:
         """``http://127.0.0.1:PORT/v2/models/NAME``; TargetError if it is not deployed.
 
-        A custom-flavour server answers the Seldon protocol at
+        A custom-flavour server (status ``protocol="seldon"``) answers the Seldon protocol at
         ``http://127.0.0.1:PORT/api/v1.0/predictions`` instead.
         """
         record = self.server(model_name)
@@ -170,7 +171,9 @@ class LocalTarget(DeploymentTarget):
     def _version_ready(self, record: ServerRecord, model_name: str, version: str) -> bool:
         return self._get_ok(version_url(record, model_name, version) + "/ready")
 
-    def _status(self, model_name: str, record: ServerRecord, detail: str = "") -> DeploymentStatus:
+    def _observed(
+        self, model_name: str, record: ServerRecord, detail: str = ""
+    ) -> DeploymentStatus:
         def status(version: str | None, ready: bool, detail: str) -> DeploymentStatus:
             return DeploymentStatus(
                 environment=self.environment.name,
@@ -180,6 +183,8 @@ class LocalTarget(DeploymentTarget):
                 endpoint=endpoint(record, model_name),
                 detail=detail,
                 pid=record.pid,
+                protocol="seldon" if record.protocol == "seldon" else "v2",
+                metrics_url=record.metrics_url if record.protocol == "v2" else None,
             )
 
         log = self._folder(model_name) / LOG_FILE
@@ -234,7 +239,7 @@ class LocalTarget(DeploymentTarget):
         )
         took = time.monotonic() - began
         logger.info("%s: version %s ready in %.1f s", spec.key, spec.version, took)
-        return self._status(spec.model_name, record, detail=f"started in {took:.1f} s")
+        return self._observed(spec.model_name, record, detail=f"started in {took:.1f} s")
 
     def _until_ready(
         self,
@@ -356,7 +361,7 @@ class LocalTarget(DeploymentTarget):
         logger.info(
             "%s: swapped version %s -> %s in %.2f s", spec.key, previous, spec.version, took
         )
-        return self._status(
+        return self._observed(
             spec.model_name, record, detail=f"updated from version {previous} in {took:.2f} s"
         )
 
@@ -391,7 +396,7 @@ class LocalTarget(DeploymentTarget):
                     server.implementation,
                 )
                 if unchanged and record.protocol == "seldon":
-                    status = self._status(spec.model_name, record, detail="already serving")
+                    status = self._observed(spec.model_name, record, detail="already serving")
                     if status.ready:
                         return status
                 return self._replace_custom(spec, server, record, deadline)
@@ -402,7 +407,7 @@ class LocalTarget(DeploymentTarget):
             record = self._run_custom(spec, server, deadline, SERVER_FILE, previous=reuse)
             took = time.monotonic() - began
             logger.info("%s: version %s ready in %.1f s", spec.key, spec.version, took)
-            return self._status(spec.model_name, record, detail=f"started in {took:.1f} s")
+            return self._observed(spec.model_name, record, detail=f"started in {took:.1f} s")
 
     def _replace_custom(
         self, spec: DeploymentSpec, server: custom.CustomServer, old: ServerRecord, deadline: float
@@ -418,7 +423,7 @@ class LocalTarget(DeploymentTarget):
         logger.info(
             "%s: replaced version %s -> %s in %.1f s", spec.key, old.version, spec.version, took
         )
-        return self._status(
+        return self._observed(
             spec.model_name, record, detail=f"replaced version {old.version} in {took:.1f} s"
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlops_kit.errors import (
     EndpointUnavailable,
@@ -126,7 +126,7 @@ def load_test(
             detail = "is not deployed" if status is None else (status.detail or "is not ready")
             where = status.endpoint if status and status.endpoint else f"{environment}/{model}"
             raise EndpointUnavailable(where, f"{detail} (environment {environment!r})")
-        metrics_url = _metrics_url(target, model)
+        metrics_url = status.metrics_url
     from mlops_kit.verify.v2 import infer_url
 
     url = infer_url(status.endpoint, model)
@@ -164,10 +164,3 @@ def load_test(
             # per second of load.
             figures = replace(figures, seconds=result.elapsed_s)
     return LoadTestRun(environment, model, status.version, url, result, figures, note)
-
-
-def _metrics_url(target: Any, model: str) -> str | None:
-    """The server's ``/metrics`` URL, where the target keeps a server record that has one."""
-    server = getattr(target, "server", None)
-    record = server(model) if callable(server) else None
-    return getattr(record, "metrics_url", None)
