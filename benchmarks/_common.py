@@ -7,17 +7,15 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from mlops_kit.errors import WaitTimeout
+from mlops_kit.process import free_ports, http_ok, spawn, stop_group, wait_until
 
 
 @dataclass
@@ -41,9 +39,7 @@ HEADER = f"{'server':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports("127.0.0.1")[0]
 
 
 @contextlib.contextmanager
@@ -59,41 +55,18 @@ def workdir() -> Iterator[Path]:
 def process(
     args: list[str], log: Path, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
+    proc = spawn(args, log=log, env={**os.environ, **(env or {})})
     try:
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc.pid, grace=10.0)
 
 
-def wait_http(
-    url: str, timeout: float = 90.0, method: str = "GET", body: bytes | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            r = httpx.request(
-                method, url, content=body, timeout=2, headers={"Content-Type": "application/json"}
-            )
-            if r.status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
+def wait_http(url: str, timeout: float = 90.0) -> None:
+    try:
+        wait_until(lambda: http_ok(url, timeout=2), timeout=timeout, interval=0.2, what=url)
+    except WaitTimeout:
+        raise TimeoutError(f"{url} not ready after {timeout}s") from None
 
 
 def train_model(state_dir: Path):

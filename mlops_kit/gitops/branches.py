@@ -1,7 +1,8 @@
 """Branches beside the main one (promotion requests): create, commit to, merge, delete.
 
 The operations :class:`~mlops_kit.gitops.repository.GitOpsRepo` offers on branches other than
-its main branch; the repository supplies the lock, the setup and the commit-and-push retry.
+its main branch, and the commit-and-push retry every change to any branch goes through; the
+repository supplies the lock and the setup.
 """
 
 from __future__ import annotations
@@ -33,18 +34,6 @@ class BranchOperations(GitClone, abc.ABC):
     @abc.abstractmethod
     def _fetched(self, ref: str) -> str:
         """Fetch, then resolve ``ref`` to a commit sha."""
-
-    @abc.abstractmethod
-    def _change(
-        self,
-        branch: str,
-        files: Mapping[str, str | None],
-        *,
-        actor: str,
-        message: str,
-        trailers: dict[str, str],
-    ) -> str | None:
-        """Apply ``files`` on top of the remote ``branch``, commit and push; retry if beaten."""
 
     def create_branch(self, name: str, from_ref: str | None = None) -> str:
         """Create branch ``name`` on the remote at ``from_ref`` (default: the branch head)."""
@@ -149,6 +138,36 @@ class BranchOperations(GitClone, abc.ABC):
                         ["push", "origin", "--delete", name], result.returncode, result.stderr
                     )
                 self._fetch()
+
+    def _change(
+        self,
+        branch: str,
+        files: Mapping[str, str | None],
+        *,
+        actor: str,
+        message: str,
+        trailers: dict[str, str],
+    ) -> str | None:
+        """Apply ``files`` on top of the remote ``branch``, commit and push; retry if beaten."""
+        self.ensure()
+        with self._locked():
+            for _ in range(self.push_attempts):
+                self._sync(branch)
+                for relpath, text in files.items():
+                    target = self.work / relpath
+                    if text is None:
+                        target.unlink(missing_ok=True)
+                    else:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_text(text)
+                # The clone was clean after _sync: everything changed is ours to stage.
+                self._git("add", "-A")
+                if self._nothing_staged():
+                    return None
+                sha = self._commit(actor, message, trailers)
+                if self._push(branch):
+                    return sha
+            raise self._gave_up()
 
     def _check_branch(self, name: str) -> None:
         self.ensure()

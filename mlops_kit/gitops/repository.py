@@ -14,18 +14,16 @@ Commits and their trailers are :mod:`mlops_kit.gitops.commits`; the git commands
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from mlops_kit.deployment import DeploymentSpec
-from mlops_kit.errors import ConfigError, GitOpsError
+from mlops_kit.errors import ConfigError, GitOpsError, LockTimeout
 from mlops_kit.gitops import manifests
 from mlops_kit.gitops.branches import BranchOperations
 from mlops_kit.gitops.commits import (
@@ -40,6 +38,7 @@ from mlops_kit.gitops.commits import (
 )
 from mlops_kit.gitops.git import check_relpath, error, normalize_remote, redact
 from mlops_kit.gitops.manifests import ManifestFormat
+from mlops_kit.process import locked
 
 if TYPE_CHECKING:
     from mlops_kit.settings import Settings
@@ -322,58 +321,18 @@ class GitOpsRepo(BranchOperations):
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _change(
-        self,
-        branch: str,
-        files: Mapping[str, str | None],
-        *,
-        actor: str,
-        message: str,
-        trailers: dict[str, str],
-    ) -> str | None:
-        """Apply ``files`` on top of the remote ``branch``, commit and push; retry if beaten."""
-        self.ensure()
-        with self._locked():
-            for _ in range(self.push_attempts):
-                self._sync(branch)
-                for relpath, text in files.items():
-                    target = self.work / relpath
-                    if text is None:
-                        target.unlink(missing_ok=True)
-                    else:
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        target.write_text(text)
-                # The clone was clean after _sync: everything changed is ours to stage.
-                self._git("add", "-A")
-                if self._nothing_staged():
-                    return None
-                sha = self._commit(actor, message, trailers)
-                if self._push(branch):
-                    return sha
-            raise self._gave_up()
-
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Hold the exclusive lock on ``<root>/.lock`` (processes and threads alike)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        # A fresh open file description per holder: flock then excludes threads too.
-        with open(self._lock_path, "a") as handle:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise GitOpsError(
-                            f"timed out after {self.lock_timeout:.0f} s waiting for the lock "
-                            f"{self._lock_path} (another mlops-kit process is using the repo)"
-                        ) from None
-                    time.sleep(0.01)
+        with ExitStack() as stack:
             try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                stack.enter_context(locked(self._lock_path, timeout=self.lock_timeout))
+            except LockTimeout:
+                raise GitOpsError(
+                    f"timed out after {self.lock_timeout:.0f} s waiting for the lock "
+                    f"{self._lock_path} (another mlops-kit process is using the repo)"
+                ) from None
+            yield
 
     def _fetched(self, ref: str) -> str:
         """Fetch, then resolve ``ref`` (a remote branch or any revision) to a commit sha."""

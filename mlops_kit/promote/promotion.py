@@ -13,10 +13,8 @@ linear history and none is lost.
 
 from __future__ import annotations
 
-import fcntl
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +26,7 @@ from mlops_kit.gitops import manifests
 from mlops_kit.gitops.deploy import current_actor, smoke, spec_for
 from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.gitops.sync import sync
+from mlops_kit.process import locked
 from mlops_kit.promote import approvals, hooks
 from mlops_kit.promote.approvals import DecisionKind, PromotionRequest
 from mlops_kit.registry.client import Registry
@@ -58,17 +57,9 @@ def branch_name(request_id: str) -> str:
     return f"{BRANCH_PREFIX}{request_id}"
 
 
-@contextmanager
-def promotion_lock(project: Project) -> Iterator[None]:
+def promotion_lock(project: Project) -> AbstractContextManager[None]:
     """Serialize promotions and rollbacks across threads and processes."""
-    path = project.state_dir / "locks" / "promotions.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return locked(project.state_dir / "locks" / "promotions.lock")
 
 
 @dataclass

@@ -15,13 +15,12 @@ import builtins
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from mlops_kit.closing import Closing
 from mlops_kit.errors import ConfigError, TargetError, ToolkitError, UnsupportedSpec
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     import pandas as pd
 
     from mlops_kit.deployment import DeploymentSpec
@@ -124,7 +123,7 @@ class SetupReport:
             raise ConfigError("set-up failed: " + "; ".join(failed))
 
 
-class DeploymentTarget(abc.ABC):
+class DeploymentTarget(Closing):
     """Creates, updates, inspects and deletes the deployments of one environment.
 
     A target is built from the project settings and one environment; ``mlops_kit.targets.get``
@@ -276,17 +275,6 @@ class DeploymentTarget(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release client resources held by this object; deployments keep running."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @contextlib.contextmanager
     def _backend(self, operation: str) -> Iterator[None]:

@@ -7,16 +7,15 @@ thread besides its own timer: :mod:`~mlops_kit.registry.events.webhook` posts hi
 
 from __future__ import annotations
 
-import abc
 import logging
 import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from mlops_kit.closing import Closing
 from mlops_kit.errors import ConfigError, RegistryError
 from mlops_kit.registry.events.model import ALIASES, AliasEvent, Hint, Origin
 
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class AliasEventSource(abc.ABC):
+class AliasEventSource(Closing):
     """Where alias events come from. The contract every source keeps:
 
     - :meth:`start` begins watching and returns once the current aliases are read (the
@@ -139,14 +138,6 @@ class AliasEventSource(abc.ABC):
 
     def __enter__(self) -> Self:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- for subclasses ------------------------------------------------------------------
 

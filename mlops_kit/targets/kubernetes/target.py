@@ -10,11 +10,13 @@ from __future__ import annotations
 import builtins
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from mlops_kit.errors import DeploymentTimeout, TargetError
+from mlops_kit.errors import DeploymentTimeout, TargetError, WaitTimeout
 from mlops_kit.gitops import manifests
+from mlops_kit.process import wait_until
 from mlops_kit.targets.base import DeploymentStatus, DeploymentTarget
 from mlops_kit.targets.kubernetes.cluster import Cluster, cluster_settings
 from mlops_kit.targets.kubernetes.crds import CRD_FOR_FORMAT, SELDON_EXPERIMENT, SELDON_MODEL, Crd
@@ -206,35 +208,55 @@ class KubernetesTarget(DeploymentTarget):
 
     def _wait(self, crd: Crd, name: str, version: str | None, deadline: float) -> dict[str, Any]:
         last = "not found"
-        while True:
+
+        def ready() -> dict[str, Any] | None:
+            nonlocal last
             doc = self.cluster.get(crd, self.namespace, name)
-            if doc is not None:
-                state = readiness(doc, version)
-                if state.ready:
-                    return doc
-                last = state.detail
-                if state.failed:
-                    raise TargetError(
-                        f"Seldon could not deploy {crd.kind} {self.namespace}/{name} version "
-                        f"{version}: {last}; see `kubectl describe {crd.name} {name} -n "
-                        f"{self.namespace}`"
-                    )
-            if time.monotonic() > deadline:
-                raise DeploymentTimeout(
-                    f"{crd.kind} {self.namespace}/{name} version {version} was not ready in time "
-                    f"on {self.cluster.describe()}; last status: {last}. See `kubectl describe "
-                    f"{crd.name} {name} -n {self.namespace}`"
+            if doc is None:
+                return None
+            state = readiness(doc, version)
+            if state.ready:
+                return doc
+            last = state.detail
+            if state.failed:
+                raise TargetError(
+                    f"Seldon could not deploy {crd.kind} {self.namespace}/{name} version "
+                    f"{version}: {last}; see `kubectl describe {crd.name} {name} -n "
+                    f"{self.namespace}`"
                 )
-            time.sleep(self.config.poll_interval)
+            return None
+
+        try:
+            return self._until(ready, deadline, f"{crd.kind} {name} to be ready")
+        except WaitTimeout:
+            raise DeploymentTimeout(
+                f"{crd.kind} {self.namespace}/{name} version {version} was not ready in time "
+                f"on {self.cluster.describe()}; last status: {last}. See `kubectl describe "
+                f"{crd.name} {name} -n {self.namespace}`"
+            ) from None
 
     def _wait_gone(self, crd: Crd, name: str, deadline: float) -> None:
-        while self.cluster.get(crd, self.namespace, name) is not None:
-            if time.monotonic() > deadline:
-                raise DeploymentTimeout(
-                    f"{crd.kind} {self.namespace}/{name} is still there after deletion (a "
-                    "finalizer the operator has not released?)"
-                )
-            time.sleep(self.config.poll_interval)
+        def gone() -> bool:
+            return self.cluster.get(crd, self.namespace, name) is None
+
+        try:
+            self._until(gone, deadline, f"{crd.kind} {name} to be deleted")
+        except WaitTimeout:
+            raise DeploymentTimeout(
+                f"{crd.kind} {self.namespace}/{name} is still there after deletion (a "
+                "finalizer the operator has not released?)"
+            ) from None
+
+    def _until[T](self, predicate: Callable[[], T | None], deadline: float, what: str) -> T:
+        """:func:`~mlops_kit.process.wait_until` ``predicate`` until ``deadline`` (monotonic)."""
+        value = wait_until(
+            predicate,
+            timeout=deadline - time.monotonic(),
+            interval=self.config.poll_interval,
+            what=what,
+        )
+        assert value is not None  # wait_until returns only a truthy value
+        return value
 
     # -- Seldon Core v2 canaries -----------------------------------------------------------
 

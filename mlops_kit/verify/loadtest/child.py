@@ -13,19 +13,23 @@ import io
 import json
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_kit.errors import LoadGeneratorFailed, LoadTestError
+from mlops_kit.errors import LoadGeneratorFailed, LoadTestError, StopFailed, WaitTimeout
+from mlops_kit.process import spawn, stop_group, wait_until
 from mlops_kit.settings import LoadLimits
 from mlops_kit.verify.loadtest.results import LoadTestResult
 from mlops_kit.verify.loadtest.spec import LoadSpec
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 # Started with gevent patched before anything else is imported (ssl, threading, sockets).
 _CHILD = (
@@ -36,6 +40,8 @@ _CHILD = (
 )
 _STARTUP_ALLOWANCE = 30.0
 """Seconds the child may take to import locust and report in, on top of the run's own bound."""
+_KILL_GRACE = 1.0
+"""Seconds a generator being killed gets between SIGTERM and SIGKILL."""
 
 
 def hard_deadline_s(spec: LoadSpec) -> float:
@@ -53,13 +59,12 @@ def generate(spec: LoadSpec, progress: bool) -> LoadTestResult:
     # The child must import this very package, also from a checkout that is not installed.
     package_root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-c", _CHILD],
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
     )
     try:
         assert proc.stdin is not None
@@ -78,14 +83,12 @@ def generate(spec: LoadSpec, progress: bool) -> LoadTestResult:
 def _follow(
     proc: subprocess.Popen[bytes], spec: LoadSpec, progress: bool
 ) -> tuple[bytes | None, bytes]:
-    """Show the child's progress until it exits; kill it past the hard deadline.
+    """Show the child's progress until it exits; give up past the hard deadline.
 
     Returns the samples it sent (None if it sent none) and the end of its stderr.
     """
     from tqdm import tqdm
 
-    assert proc.stdout is not None and proc.stderr is not None
-    deadline = time.monotonic() + hard_deadline_s(spec)
     bar = tqdm(
         total=round(spec.duration_s, 1),
         unit="s",
@@ -96,65 +99,91 @@ def _follow(
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s{postfix}",
         mininterval=0.5,
     )
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    selector.register(proc.stderr, selectors.EVENT_READ)
-    out, log = b"", b""
-    samples_size: int | None = None
-    open_streams = 2
-    refresh_every = 0.5 if sys.stdout.isatty() else 1.0
-    shown = 0.0
+    reader = _Reader(proc, bar)
     try:
-        while open_streams:
-            if time.monotonic() > deadline:
-                raise LoadTestError(
-                    f"the load generator did not stop within {hard_deadline_s(spec):.0f} s; "
-                    "killed it"
-                )
-            for key, _ in selector.select(timeout=0.2):
-                chunk = os.read(key.fd, 1 << 20)
-                if not chunk:
-                    selector.unregister(key.fileobj)
-                    open_streams -= 1
-                elif key.fileobj is proc.stderr:
-                    log = (log + chunk)[-20_000:]
-                else:
-                    out += chunk
-            while samples_size is None and b"\n" in out:
-                line, out = out.split(b"\n", 1)
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    state = json.loads(line)
-                    if "samples" in state:
-                        samples_size = int(state["samples"])
-                        break
-                    bar.n = min(round(float(state["t"]), 1), bar.total)
-                    rps = state["n"] / state["t"] if state["t"] > 0 else 0.0
-                    bar.set_postfix_str(
-                        f"{state['u']} users, {state['n']} requests, {rps:.0f} req/s, "
-                        f"{state['e']} errors",
-                        refresh=False,
-                    )
-            # A notebook keeps every refresh as an output line in the saved file: refresh seldom.
-            if time.monotonic() - shown >= refresh_every:
-                bar.refresh()
-                shown = time.monotonic()
-        proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-    except subprocess.TimeoutExpired:
+        # No pause between rounds: each round blocks in select (or wait) for a while itself.
+        wait_until(reader.step, timeout=hard_deadline_s(spec), interval=0.0, what="the generator")
+    except WaitTimeout:
+        if reader.open_streams:
+            raise LoadTestError(
+                f"the load generator did not stop within {hard_deadline_s(spec):.0f} s; killed it"
+            ) from None
         raise LoadTestError("the load generator closed its output but did not exit") from None
     finally:
-        selector.close()
+        reader.close()
         bar.close()
-    if samples_size is None or len(out) < samples_size:
-        return None, log
-    return out[:samples_size], log
+    return reader.samples(), reader.log
+
+
+class _Reader:
+    """The child's stdout (progress lines, then the samples) and stderr, read as they come."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], bar: tqdm[Any]) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self.proc = proc
+        self.bar = bar
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(proc.stdout, selectors.EVENT_READ)
+        self.selector.register(proc.stderr, selectors.EVENT_READ)
+        self.open_streams = 2
+        self.out, self.log = b"", b""
+        self.samples_size: int | None = None
+        self.refresh_every = 0.5 if sys.stdout.isatty() else 1.0
+        self.shown = 0.0
+
+    def step(self) -> bool:
+        """Read for up to 0.2 s; True once both streams are closed and the child has exited."""
+        if not self.open_streams:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=0.2)
+            return self.proc.returncode is not None
+        for key, _ in self.selector.select(timeout=0.2):
+            chunk = os.read(key.fd, 1 << 20)
+            if not chunk:
+                self.selector.unregister(key.fileobj)
+                self.open_streams -= 1
+            elif key.fileobj is self.proc.stderr:
+                self.log = (self.log + chunk)[-20_000:]
+            else:
+                self.out += chunk
+        while self.samples_size is None and b"\n" in self.out:
+            line, self.out = self.out.split(b"\n", 1)
+            self._progress(line)
+        # A notebook keeps every refresh as an output line in the saved file: refresh seldom.
+        if time.monotonic() - self.shown >= self.refresh_every:
+            self.bar.refresh()
+            self.shown = time.monotonic()
+        return False
+
+    def _progress(self, line: bytes) -> None:
+        """Show one progress line, or note the size of the samples that follow."""
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            state = json.loads(line)
+            if "samples" in state:
+                self.samples_size = int(state["samples"])
+                return
+            self.bar.n = min(round(float(state["t"]), 1), self.bar.total)
+            rps = state["n"] / state["t"] if state["t"] > 0 else 0.0
+            self.bar.set_postfix_str(
+                f"{state['u']} users, {state['n']} requests, {rps:.0f} req/s, {state['e']} errors",
+                refresh=False,
+            )
+
+    def samples(self) -> bytes | None:
+        """The samples the child sent, whole; None if it sent none (or not all)."""
+        if self.samples_size is None or len(self.out) < self.samples_size:
+            return None
+        return self.out[: self.samples_size]
+
+    def close(self) -> None:
+        self.selector.close()
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
+    """Stop the child's process group if anything of it still runs; close its pipes."""
+    # In a finally clause: a group that survives SIGKILL must not hide the error on its way out.
+    with contextlib.suppress(StopFailed):
+        stop_group(proc.pid, grace=_KILL_GRACE, kill_timeout=10.0)
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
             with contextlib.suppress(OSError):
