@@ -79,6 +79,7 @@ def test_atomic_writes_leave_a_whole_file_and_no_temporary(tmp_path: Path) -> No
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
+    process.write_json(path, {"writer": 0})  # the readers below may look before any writer
     stop = threading.Event()
     seen: list[object] = []
 
