@@ -243,7 +243,7 @@ def test_a_new_version_replaces_the_server_without_failed_requests(
     examples, expected = examples_from_model(str(models.v2))
     assert smoke_test(status, "wine", examples, expected, expected_version="2").passed
     assert custom_target.status("wine") == status.__class__(
-        "custom", "wine", "2", True, status.endpoint, pid=new.pid
+        "custom", "wine", "2", True, status.endpoint, pid=new.pid, protocol="seldon"
     )
 
 
