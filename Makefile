@@ -24,11 +24,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 ## demo: run the whole pipeline on the embedded default (state in .mlops/, reports in build/)
 # Staging is load-tested before the review (the verdict joins the request's evidence); alice
-# requests the promotion, bob approves it headlessly (four-eyes holds); production is
+# requests the promotion, bob approves it headlessly, signed with his demo key (two labelled
+# demo keys in .mlops/keys, listed in the GitOps repo's allowed_signers); production is
 # load-tested after the rollout.
 demo: $(VENV)/.installed-demo
+	$(BIN)/mlops-kit signers demo alice bob --config examples/mlops.yaml --as demo
 	MLOPS_KIT_ACTOR=alice $(BIN)/mlops-kit run --config examples/mlops.yaml 01 02 04 03 \
-		-p approve=true -p approver=bob -p comment="approved by make demo"
+		-p approve=true -p approver=bob -p comment="approved by make demo" \
+		-p signing_key=$(CURDIR)/.mlops/keys/bob.demo-key
 	$(BIN)/mlops-kit run --config examples/mlops.yaml 04 -p environment=production \
 		-o build/notebooks/production
 

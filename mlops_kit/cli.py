@@ -190,9 +190,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
     promotions = Promotions(_project(args))
     if args.command == "approve":
-        request = promotions.approve(args.request, args.actor, args.comment)
+        request = promotions.approve(args.request, args.actor, args.comment, signing_key=args.key)
     else:
-        request = promotions.reject(args.request, args.actor, args.comment)
+        request = promotions.reject(args.request, args.actor, args.comment, signing_key=args.key)
     print(f"{request.id}: {request.status}" + (f" ({request.outcome})" if request.outcome else ""))
     return 0
 
@@ -377,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
         dec.add_argument("request", help="request id (a unique prefix is enough)")
         dec.add_argument("--as", dest="actor", required=True, help="your name")
         dec.add_argument("--comment", "-m", default="", help="comment (required to reject)")
+        dec.add_argument(
+            "--key",
+            help="your private SSH key, to sign the decision "
+            "(default: $MLOPS_KIT_SIGNING_KEY, else git config user.signingkey)",
+        )
         dec.set_defaults(handler=cmd_decide)
 
     rb = add("rollback", help="step an environment back to its previous version")
@@ -447,6 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--toolkit-spec", default="mlops-kit", help="pip requirement, path or git URL")
     ci.add_argument("--force", action="store_true", help="overwrite existing files")
     ci.set_defaults(handler=cmd_ci)
+
+    from mlops_kit import cli_signers
+
+    cli_signers.add_parser(add, _project)
     return parser
 
 

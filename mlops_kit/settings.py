@@ -51,6 +51,18 @@ class ApprovalPolicy(_Section):
     """Refuse an approval by the person who requested the promotion."""
     min_approvals: int = Field(default=1, ge=1, le=10)
     """Distinct approvals needed before the promotion is merged."""
+    identity: Literal["ssh", "ci", "none"] = "ssh"
+    """How an approver's name is checked before the decision counts.
+
+    ``ssh``: the decision is signed with the approver's SSH key (``--key``,
+    ``$MLOPS_KIT_SIGNING_KEY`` or git's ``user.signingkey``) and verified against
+    ``allowed_signers`` in the GitOps repository. ``ci``: the name must equal the CI
+    platform's identity variable (``ci_identity_variable``), which only the platform sets.
+    ``none``: names are taken on trust, for a sandbox only; every decision says so.
+    """
+    ci_identity_variable: str = Field(default="GITHUB_ACTOR", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    """Environment variable the CI platform sets to the person who triggered the job
+    (``GITHUB_ACTOR``, ``GITLAB_USER_LOGIN``, ``BUILD_USER_ID``), for ``identity: ci``."""
 
 
 class EnvironmentSettings(_Section):

@@ -6,6 +6,7 @@ applies however a person approves.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -20,12 +21,48 @@ OPEN: tuple[Status, ...] = ("pending",)
 
 @dataclass(frozen=True)
 class Decision:
-    """One person's approval or rejection, with their comment."""
+    """One person's approval or rejection, with their comment, and how the name was checked.
+
+    ``identity`` is the policy's mode when the decision was made; under ``ssh``, ``signature``
+    is the armored SSH signature of :func:`message` by the actor's key.
+    """
 
     actor: str
     kind: DecisionKind
     comment: str = ""
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    at: str = field(default_factory=lambda: now())
+    identity: str = "none"
+    signature: str = ""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def message(
+    request: PromotionRequest, actor: str, kind: DecisionKind, comment: str, at: str
+) -> str:
+    """The exact text a decision's signature covers: what is decided, by whom, when."""
+    return "".join(
+        f"{key}: {json.dumps(value)}\n"
+        for key, value in (
+            ("mlops-kit decision", 1),
+            ("request", request.id),
+            ("model", request.model_name),
+            ("version", request.candidate),
+            ("from", request.from_env),
+            ("to", request.to_env),
+            ("actor", actor),
+            ("decision", kind),
+            ("comment", comment),
+            ("at", at),
+        )
+    )
+
+
+def decision_message(request: PromotionRequest, decision: Decision) -> str:
+    """:func:`message` of a recorded decision, to re-verify its signature."""
+    return message(request, decision.actor, decision.kind, decision.comment, decision.at)
 
 
 @dataclass(frozen=True)
@@ -72,12 +109,26 @@ class PromotionRequest:
 
 
 def check(
-    policy: ApprovalPolicy, request: PromotionRequest, actor: str, kind: DecisionKind
+    policy: ApprovalPolicy,
+    request: PromotionRequest,
+    actor: str,
+    kind: DecisionKind,
+    *,
+    verified: bool = False,
 ) -> None:
-    """Raise ApprovalRefused when ``actor`` may not make this decision on ``request``."""
+    """Raise ApprovalRefused when ``actor`` may not make this decision on ``request``.
+
+    ``verified`` says the caller checked that the decision comes from ``actor`` the way the
+    policy's ``identity`` demands (a signature, the CI platform's variable); under
+    ``identity: none`` names are taken on trust.
+    """
     actor = actor.strip()
     if not actor:
         raise ApprovalRefused(request.id, actor, "an approver name is required")
+    if policy.identity != "none" and not verified:
+        raise ApprovalRefused(
+            request.id, actor, f"the approver is not verified (identity: {policy.identity})"
+        )
     if request.status not in OPEN:
         raise ApprovalRefused(request.id, actor, f"the request is already {request.status}")
     if policy.approvers and actor not in policy.approvers:
@@ -100,14 +151,17 @@ def decide(
     actor: str,
     kind: DecisionKind,
     comment: str = "",
+    *,
+    verified: bool = False,
+    at: str | None = None,
+    signature: str = "",
 ) -> PromotionRequest:
     """The request after ``actor``'s decision: still pending, approved, or rejected."""
-    check(policy, request, actor, kind)
+    check(policy, request, actor, kind, verified=verified)
     if kind == "reject" and not comment.strip():
         raise ApprovalRefused(request.id, actor, "a rejection needs a reason")
-    updated = replace(
-        request, decisions=(*request.decisions, Decision(actor.strip(), kind, comment))
-    )
+    decision = Decision(actor.strip(), kind, comment, at or now(), policy.identity, signature)
+    updated = replace(request, decisions=(*request.decisions, decision))
     if kind == "reject":
         return updated.with_status("rejected", f"rejected by {actor}: {comment}")
     if len(updated.approvers) >= policy.min_approvals:

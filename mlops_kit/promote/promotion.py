@@ -13,6 +13,7 @@ linear history and none is lost.
 
 from __future__ import annotations
 
+import os
 import secrets
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -27,8 +28,9 @@ from mlops_kit.gitops.deploy import current_actor, smoke, spec_for
 from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.gitops.sync import sync
 from mlops_kit.process import locked
-from mlops_kit.promote import approvals, hooks
-from mlops_kit.promote.approvals import DecisionKind, PromotionRequest
+from mlops_kit.promote import approvals, hooks, signing
+from mlops_kit.promote.approvals import Decision, DecisionKind, PromotionRequest
+from mlops_kit.promote.signers import Signers
 from mlops_kit.registry.client import Registry
 from mlops_kit.train.training import TAG_PREFIX
 
@@ -72,6 +74,7 @@ class Promotions:
         self.repo = GitOpsRepo.from_settings(self.project.settings)
         self.repo.ensure()
         self.registry = Registry(self.project)
+        self.signers = Signers(self.repo)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -210,6 +213,7 @@ class Promotions:
         approve: bool | None,
         approver: str = "",
         comment: str = "",
+        signing_key: str | None = None,
     ) -> PromotionRequest | None:
         """The headless path for CI: ``approve`` True/False decides as ``approver``.
 
@@ -222,9 +226,12 @@ class Promotions:
             from mlops_kit.errors import ParameterError
 
             raise ParameterError("approve", f"must be True, False or None, not {approve!r}")
+        key = signing_key or None
         if approve:
-            return self.decide(request.id, approver, "approve", comment)
-        return self.decide(request.id, approver, "reject", comment or "rejected in CI")
+            return self.decide(request.id, approver, "approve", comment, signing_key=key)
+        return self.decide(
+            request.id, approver, "reject", comment or "rejected in CI", signing_key=key
+        )
 
     def attach_evidence(
         self, key: str, value: Any, *, request_id: str | None = None, actor: str | None = None
@@ -276,16 +283,29 @@ class Promotions:
         comment: str = "",
         *,
         rollout: bool = True,
+        signing_key: str | os.PathLike[str] | None = None,
     ) -> PromotionRequest:
         """Record ``actor``'s approval or rejection; roll out once approvals suffice.
 
-        A refused decision (policy) raises ApprovalRefused and changes nothing. A rollout that
-        fails verification is rolled back and raises PromotionFailed.
+        The decision counts only once ``actor`` is verified the policy's way (``identity``):
+        under ``ssh`` it is signed with ``signing_key`` (default ``$MLOPS_KIT_SIGNING_KEY``,
+        then git's ``user.signingkey``) and the signature must verify for ``actor`` against
+        the repository's ``allowed_signers``. A refused decision raises ApprovalRefused and
+        changes nothing. A rollout that fails verification is rolled back and raises
+        PromotionFailed.
         """
+        actor = actor.strip()
         with promotion_lock(self.project):
             request = self.get(request_id)
             policy = self.project.settings.environment(request.to_env).approval
-            updated = approvals.decide(policy, request, actor, kind, comment)
+            approvals.check(policy, request, actor, kind, verified=True)
+            at = approvals.now()
+            signature = signing.attest(
+                policy, request, actor, kind, comment, at, signing_key, self.signers.text
+            )
+            updated = approvals.decide(
+                policy, request, actor, kind, comment, verified=True, at=at, signature=signature
+            )
             verb = "Approve" if kind == "approve" else "Reject"
             self._save(updated, actor, f"{verb} promotion {request.id}", {"Decision": kind})
             self.registry.tag(
@@ -298,17 +318,37 @@ class Promotions:
                 updated = self._rollout(updated, actor)
             return updated
 
-    def approve(self, request_id: str, actor: str, comment: str = "") -> PromotionRequest:
+    def approve(
+        self,
+        request_id: str,
+        actor: str,
+        comment: str = "",
+        *,
+        signing_key: str | os.PathLike[str] | None = None,
+    ) -> PromotionRequest:
         """Approve; see :meth:`decide`."""
-        return self.decide(request_id, actor, "approve", comment)
+        return self.decide(request_id, actor, "approve", comment, signing_key=signing_key)
 
-    def reject(self, request_id: str, actor: str, reason: str) -> PromotionRequest:
+    def reject(
+        self,
+        request_id: str,
+        actor: str,
+        reason: str,
+        *,
+        signing_key: str | os.PathLike[str] | None = None,
+    ) -> PromotionRequest:
         """Reject with a reason; see :meth:`decide`."""
-        return self.decide(request_id, actor, "reject", reason)
+        return self.decide(request_id, actor, "reject", reason, signing_key=signing_key)
+
+    def verify_decisions(self, request: PromotionRequest) -> list[tuple[Decision, bool]]:
+        """Each decision of ``request`` and whether its signature verifies today."""
+        return signing.verify_decisions(request, self.signers.text())
 
     # -- rollout and rollback ----------------------------------------------------------------
 
     def _rollout(self, request: PromotionRequest, actor: str) -> PromotionRequest:
+        policy = self.project.settings.environment(request.to_env).approval
+        signing.check_signed(policy, request, self.signers.text())
         hooks.call("before_promote", request=request)
         env = request.to_env
         previous = self.registry.by_alias(env)

@@ -59,12 +59,17 @@ class ApprovalPanel:
     """Evidence, approver name, comment, Approve and Reject buttons, and the outcome."""
 
     def __init__(
-        self, promotions: Promotions, request: PromotionRequest, approver: str = ""
+        self,
+        promotions: Promotions,
+        request: PromotionRequest,
+        approver: str = "",
+        signing_key: str = "",
     ) -> None:
         import ipywidgets as w
 
         self.promotions = promotions
         self.request = request
+        self.signing_key = signing_key or None
         self.evidence = w.HTML(evidence_html(request))
         self.approver = w.Text(value=approver, description="Approver", placeholder="your name")
         self.comment = w.Textarea(description="Comment", placeholder="why (required to reject)")
@@ -102,6 +107,7 @@ class ApprovalPanel:
                 self.approver.value,
                 "approve" if kind == "approve" else "reject",
                 self.comment.value,
+                signing_key=self.signing_key,
             )
         except ToolkitError as exc:
             self.outcome.value = (

@@ -88,10 +88,15 @@ def lab(tmp_path: Path, lab_root: Path, chromium: Path) -> Iterator[JupyterLab]:
     Its teardown runs after ``pending``'s: kernels are down before the servers are stopped.
     """
     server = JupyterLab(root=lab_root, home=tmp_path / "jupyter")
+    # bob signs with his key the way git users do: git config user.signingkey.
+    gitconfig = tmp_path / "gitconfig"
+    key = tmp_path / "state" / "keys" / "bob.demo-key"
+    gitconfig.write_text(f"[user]\n\tsigningkey = {key}\n")
     server.start(
         {
             "MLOPS_KIT_CONFIG": str(lab_root / "mlops.yaml"),
             "MLOPS_KIT_STATE_DIR": str(tmp_path / "state"),
+            "GIT_CONFIG_GLOBAL": str(gitconfig),
         }
     )
     try:
@@ -131,9 +136,11 @@ def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
     from mlops_kit.targets.local import stop_all
     from mlops_kit.train.training import load_dataset, train_and_register, training_params
     from mlops_kit.verify import v2
+    from tests.support.signers import demo_signers
 
     project = Project.load(lab_root / "mlops.yaml")
     try:
+        demo_signers(project, ("alice", "bob"))
         data = load_dataset("wine")
         for n in (5, 10):
             train_and_register(project, data, training_params(n_estimators=n))
@@ -201,3 +208,4 @@ def test_approve_in_jupyterlab_rolls_out_to_production(lab, pending, tmp_path, r
     assert request.status == "rolled_out"
     assert request.approvers == ["bob"]
     assert request.decisions[0].comment == "clicked in Chromium"
+    assert [ok for _, ok in Promotions(pending.project).verify_decisions(request)] == [True]

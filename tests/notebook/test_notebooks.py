@@ -8,6 +8,7 @@ import pytest
 
 from mlops_kit.notebook import runner
 from tests.support import NOTEBOOKS
+from tests.support.signers import demo_signers
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 
@@ -52,7 +53,9 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
     names = [str(p) for p in ALL if p.name[:2] in {"01", "02", "03"}]
+    keys = demo_signers(Project.load(state_dir=tmp_path / "state"))
     params = {"n_estimators": 20, "approve": True, "approver": "bob"}
+    params["signing_key"] = str(keys["bob"])
     runs = runner.run_notebooks(names, params, output_dir=tmp_path / "build", progress_bar=False)
     assert [r.output.name for r in runs] == [p.rsplit("/", 1)[-1] for p in names]
     assert all(r.html.is_file() for r in runs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from mlops_kit.targets import for_environment
 from mlops_kit.targets.local import stop_all
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
 from mlops_kit.verify import v2
+from tests.support.signers import demo_signers, key
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +41,7 @@ def make_project(root):
             EnvironmentSettings(name="production", kind="production", approval=POLICY),
         ],
     )
+    demo_signers(project)
     data = load_dataset("wine")
     for n in (5, 6, 7):
         train_and_register(project, data, training_params(n_estimators=n))
@@ -62,7 +65,9 @@ def production_version(project):
 def promote(project, version, requester="alice", approver="bob"):
     promotions = Promotions(project)
     request = promotions.open(version, requested_by=requester)
-    return promotions.approve(request.id, approver, "looks good")
+    return promotions.approve(
+        request.id, approver, "looks good", signing_key=key(project, approver)
+    )
 
 
 # -- the pure approvals model ----------------------------------------------------------------
@@ -76,21 +81,24 @@ def pending(requested_by="alice"):
 
 
 def test_policy_rules():
+    with pytest.raises(ApprovalRefused, match="not verified"):
+        approvals.decide(POLICY, pending(), "bob", "approve")
+    decide = functools.partial(approvals.decide, verified=True)
     with pytest.raises(ApprovalRefused, match="four-eyes"):
-        approvals.decide(POLICY, pending("bob"), "bob", "approve")
+        decide(POLICY, pending("bob"), "bob", "approve")
     with pytest.raises(ApprovalRefused, match="not on the approver list"):
-        approvals.decide(POLICY, pending(), "mallory", "approve")
+        decide(POLICY, pending(), "mallory", "approve")
     with pytest.raises(ApprovalRefused, match="needs a reason"):
-        approvals.decide(POLICY, pending(), "bob", "reject")
+        decide(POLICY, pending(), "bob", "reject")
     two = ApprovalPolicy(approvers=[], min_approvals=2)
-    once = approvals.decide(two, pending(), "bob", "approve")
+    once = decide(two, pending(), "bob", "approve")
     assert once.status == "pending" and approvals.approvals_needed(two, once) == 1
     with pytest.raises(ApprovalRefused, match="already approved"):
-        approvals.decide(two, once, "bob", "approve")
-    twice = approvals.decide(two, once, "carol", "approve")
+        decide(two, once, "bob", "approve")
+    twice = decide(two, once, "carol", "approve")
     assert twice.status == "approved" and twice.approvers == ["bob", "carol"]
     with pytest.raises(ApprovalRefused, match="already approved"):
-        approvals.decide(two, twice, "dave", "approve")
+        decide(two, twice, "dave", "approve")
     assert approvals.PromotionRequest.from_dict(twice.to_dict()) == twice
 
 
@@ -104,13 +112,15 @@ def test_refused_decisions_change_nothing(env):
     repo = GitOpsRepo.from_settings(project.settings)
     head = repo.head()
     with pytest.raises(ApprovalRefused, match="four-eyes"):
-        promotions.approve(request.id, "bob")
+        promotions.approve(request.id, "bob", signing_key=key(project, "bob"))
     with pytest.raises(ApprovalRefused, match="not on the approver list"):
-        promotions.approve(request.id, "mallory")
+        promotions.approve(request.id, "mallory", signing_key=key(project, "bob"))
     assert repo.head() == head
     assert promotions.get(request.id).status == "pending"
     assert production_version(project) is None
-    rejected = promotions.reject(request.id, "carol", "wait for the load test")
+    rejected = promotions.reject(
+        request.id, "carol", "wait for the load test", signing_key=key(project, "carol")
+    )
     assert rejected.status == "rejected"
     assert f"promote/{request.id}" not in repo.list_branches("promote/")
     assert production_version(project) is None
