@@ -27,6 +27,19 @@ class ConfigError(ToolkitError):
     exit_code = 2
 
 
+class PromotionRequired(ConfigError):
+    """A command would move a production environment without an approved promotion request."""
+
+    def __init__(self, environment: str, what: str, version: str | int | None = None) -> None:
+        version_text = f" {version}" if version is not None else ""
+        super().__init__(
+            f"{environment} is a production environment: {what} never changes it. Request a "
+            f"promotion instead: `mlops-kit request{version_text} --to-env {environment}`, "
+            "then another person approves it (`mlops-kit approve REQUEST --as NAME`)"
+        )
+        self.environment = environment
+
+
 class ParameterError(ConfigError):
     """A notebook or CLI parameter is unknown or has a bad value."""
 

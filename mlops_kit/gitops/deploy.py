@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.deployment import DeploymentSpec
+from mlops_kit.errors import PromotionRequired
 from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.gitops.sync import SyncReport, sync
 from mlops_kit.registry.client import Registry
@@ -77,9 +78,13 @@ def deploy(
     """Commit the version's deployment to the environment's GitOps path, then sync it.
 
     Blocks until the environment serves the version (or raises). Committing a deployment
-    that is already in the repo makes no commit.
+    that is already in the repo makes no commit. A production-kind environment is refused
+    (PromotionRequired): it changes only through an approved promotion request.
     """
     from mlops_kit import targets
+
+    if project.settings.environment(environment).kind == "production":
+        raise PromotionRequired(environment, "`deploy`", version)
 
     spec = spec_for(project, environment, version)
     repo = GitOpsRepo.from_settings(project.settings)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from mlops_kit.errors import PromotionRequired
 from mlops_kit.gitops.deploy import DeployResult, deploy
 from mlops_kit.registry.events import AliasEvent, AliasEventSource, alias_events
 
@@ -35,10 +36,12 @@ def follow(
 ) -> None:
     """Deploy every version the environment's alias is moved to, until ``stop`` is set.
 
-    The alias has the environment's name (``staging``, ``production``). A failed deploy is
-    logged and the loop goes on; the next move (or ``mlops-kit sync``) can repair it.
+    The alias has the environment's name (``staging``). A failed deploy is logged and the
+    loop goes on; the next move (or ``mlops-kit sync``) can repair it. A production-kind
+    environment is refused (PromotionRequired): moving its alias never deploys it.
     """
-    project.settings.environment(environment)
+    if project.settings.environment(environment).kind == "production":
+        raise PromotionRequired(environment, "an alias move (`follow`)")
     stop = stop or threading.Event()
     src = source or alias_events(project, aliases=(environment,), interval=interval)
     with src:

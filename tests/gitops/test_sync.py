@@ -146,12 +146,12 @@ def test_watch_heals_a_killed_server(pipeline):
 
 def test_removed_from_the_repo_is_deleted(pipeline):
     project, _ = pipeline
-    deploy(project, "production", 1)
+    deploy(project, "staging", 1)
     repo = GitOpsRepo.from_settings(project.settings)
-    repo.remove("production", project.model_name, actor="tester")
-    report = sync(project, "production")
+    repo.remove("staging", project.model_name, actor="tester")
+    report = sync(project, "staging")
     assert [a.kind for a in report.actions] == ["delete"]
-    assert for_environment(project.settings, "production").status(project.model_name) is None
+    assert for_environment(project.settings, "staging").status(project.model_name) is None
 
 
 def test_cli_sync_watch_and_down(pipeline):
@@ -212,3 +212,26 @@ def test_down_stops_servers_whose_records_were_lost(pipeline):
     time.sleep(0.2)
     out = subprocess.run(["pgrep", "-f", str(project.state_dir / "serving")], capture_output=True)
     assert out.stdout == b""
+
+
+def test_deploy_and_follow_never_move_production(pipeline, capsys):
+    from mlops_kit.cli import main
+    from mlops_kit.errors import PromotionRequired
+    from mlops_kit.registry.controller import follow
+
+    project, _ = pipeline
+    repo = GitOpsRepo.from_settings(project.settings)
+    repo.ensure()
+    head = repo.head()
+    with pytest.raises(PromotionRequired, match="mlops-kit request 2 --to-env production"):
+        deploy(project, "production", 2)
+    with pytest.raises(PromotionRequired, match="alias move"):
+        follow(project, "production")
+    env = {"MLOPS_KIT_STATE_DIR": str(project.state_dir)}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        assert main(["deploy", "production", "2"]) == 2
+    assert "Request a promotion instead" in capsys.readouterr().err
+    assert repo.head() == head
+    assert for_environment(project.settings, "production").status(project.model_name) is None

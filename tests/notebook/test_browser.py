@@ -136,7 +136,7 @@ def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
     from mlops_kit.targets.local import stop_all
     from mlops_kit.train.training import load_dataset, train_and_register, training_params
     from mlops_kit.verify import v2
-    from tests.support.signers import demo_signers
+    from tests.support.signers import demo_signers, key
 
     project = Project.load(lab_root / "mlops.yaml")
     try:
@@ -145,8 +145,8 @@ def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
         for n in (5, 10):
             train_and_register(project, data, training_params(n_estimators=n))
         registry = Registry(project)
-        deploy(project, "production", 1, actor="alice")
-        registry.set_alias("production", 1)
+        first = Promotions(project).open(1, requested_by="alice")
+        Promotions(project).approve(first.id, "bob", signing_key=key(project, "bob"))
         deploy(project, "staging", 2, actor="alice")
         registry.set_alias("staging", 2)
         request = Promotions(project).open(2, requested_by="alice")
