@@ -80,6 +80,12 @@ class EnvironmentSettings(_Section):
     """Approval policy for promotions into this environment."""
     context: str | None = None
     """kubeconfig context of this environment's cluster; None: kubernetes.context."""
+    promotes_from: Name | None = None
+    """The environment this one takes versions from, which must be listed before it.
+
+    None: the environment before it in the list (the first one takes versions from training).
+    A version is promoted here only after that environment served it and its smoke test passed.
+    """
 
 
 class GateSettings(_Section):
@@ -268,6 +274,22 @@ class Settings(BaseSettings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"environment names must be unique, repeated: {', '.join(dupes)}")
+        production = [e.name for e in envs if e.kind == "production"]
+        if len(production) > 1:
+            raise ValueError(
+                f"only one production environment is allowed, found {', '.join(production)}"
+            )
+        for i, env in enumerate(envs):
+            if env.promotes_from is not None and env.promotes_from not in names[:i]:
+                raise ValueError(
+                    f"{env.name}.promotes_from: {env.promotes_from!r} is not an environment "
+                    f"listed before {env.name!r} (before it: {', '.join(names[:i]) or 'none'})"
+                )
+            if env.kind == "production" and i == 0:
+                raise ValueError(
+                    f"{env.name}: a production environment is reached only by promotion, so an "
+                    "environment must come before it"
+                )
         return envs
 
     @model_validator(mode="after")
@@ -299,6 +321,14 @@ class Settings(BaseSettings):
                 return env
         known = ", ".join(e.name for e in self.environments)
         raise ConfigError(f"no environment named {name!r}; configured: {known}")
+
+    def promotion_source(self, name: str) -> EnvironmentSettings | None:
+        """The environment ``name`` takes versions from (None for the first one)."""
+        env = self.environment(name)
+        if env.promotes_from is not None:
+            return self.environment(env.promotes_from)
+        index = self.environments.index(env)
+        return self.environments[index - 1] if index else None
 
     def environment_of_kind(self, kind: str) -> EnvironmentSettings:
         """The first environment of a kind (``staging`` or ``production``)."""
@@ -345,7 +375,7 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
     token = _config_path.set(path)
     try:
         _check_yaml(path)
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         source = str(path) if path else "settings"
         raise ConfigError(describe_validation_error(exc, source)) from None
@@ -353,6 +383,8 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
         raise ConfigError(f"invalid settings: {exc}") from None
     finally:
         _config_path.reset(token)
+    _check_loaded(settings, path, overrides)
+    return settings
 
 
 def _check_yaml(path: Path | None) -> None:
@@ -366,3 +398,26 @@ def _check_yaml(path: Path | None) -> None:
         raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+
+
+def _check_loaded(settings: Settings, path: Path | None, overrides: dict[str, Any]) -> None:
+    """What a field's type cannot say: a project file names its model; targets exist."""
+    from mlops_kit import targets
+
+    source = str(path) if path else "settings"
+    if path is not None and "model_name" not in overrides:
+        import yaml
+
+        named = (yaml.safe_load(path.read_text()) or {}).get("model_name")
+        if not named and not os.environ.get(f"{ENV_PREFIX}MODEL_NAME"):
+            raise ConfigError(
+                f"invalid settings in {source}: model_name: a project file must name its model"
+            )
+
+    known = targets.names()
+    for i, env in enumerate(settings.environments):
+        if env.target not in known:
+            raise ConfigError(
+                f"invalid settings in {source}: environments.{i}.target: unknown target "
+                f"{env.target!r} (known: {', '.join(known)})"
+            )

@@ -7,8 +7,9 @@ from mlops_kit.settings import load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
+    """A project file holding ``text`` (plus a model name, which every project file needs)."""
     path = tmp_path / "mlops.yaml"
-    path.write_text(text)
+    path.write_text(text if "model_name" in text else f"model_name: m\n{text}")
     return path
 
 
@@ -115,3 +116,66 @@ def test_every_settings_field_has_a_docstring():
     for model in [schema, *schema["$defs"].values()]:
         for name, prop in model.get("properties", {}).items():
             assert prop.get("description"), f"{model.get('title')}.{name} has no docstring"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("environments: []\n", "environments: .*at least one environment"),
+        (
+            "environments:\n- {name: staging, kind: staging}\n"
+            "- {name: prod, kind: production, approval: {approvers: []}}\n"
+            "- {name: prod2, kind: production}\n",
+            "environments: .*only one production environment is allowed, found prod, prod2",
+        ),
+        (
+            "environments:\n- {name: staging, kind: staging, target: nope}\n"
+            "- {name: production, kind: production}\n",
+            r"environments\.0\.target: unknown target 'nope' \(known: kubernetes, local",
+        ),
+        (
+            "environments:\n- {name: production, kind: production}\n",
+            "environments: .*production: a production environment is reached only by promotion",
+        ),
+        (
+            "environments:\n- {name: staging, kind: staging}\n"
+            "- {name: production, kind: production, promotes_from: qa}\n",
+            "production.promotes_from: 'qa' is not an environment listed before 'production'",
+        ),
+    ],
+)
+def test_bad_environments_are_refused_at_load_naming_the_field(tmp_path, text, error):
+    with pytest.raises(ConfigError, match=error):
+        load_settings(write(tmp_path, text))
+
+
+def test_a_project_file_must_name_its_model(tmp_path):
+    path = tmp_path / "mlops.yaml"
+    path.write_text("training: {dataset: iris}\n")
+    with pytest.raises(ConfigError, match="model_name: a project file must name its model"):
+        load_settings(path)
+
+
+def test_each_environment_promotes_from_the_one_before_unless_named(tmp_path):
+    text = (
+        "environments:\n- {name: staging, kind: staging}\n- {name: qa, kind: staging}\n"
+        "- {name: production, kind: production}\n"
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert settings.promotion_source("production").name == "qa"
+    assert settings.promotion_source("qa").name == "staging"
+    assert settings.promotion_source("staging") is None
+
+
+def test_a_bad_project_file_exits_2_and_creates_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    write(tmp_path, "environments:\n- {name: staging, kind: staging, target: nope}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops_kit.cli", "status"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "environments.0.target" in proc.stderr
+    assert not (tmp_path / ".mlops").exists()

@@ -89,18 +89,29 @@ class Promotions:
     ) -> PromotionRequest:
         """Open a request to promote ``candidate`` (default: what ``from_env`` serves)."""
         settings = self.project.settings
-        source = (
-            settings.environment(from_env) if from_env else settings.environment_of_kind("staging")
-        )
         dest = (
             settings.environment(to_env) if to_env else settings.environment_of_kind("production")
         )
+        source = settings.promotion_source(dest.name)
+        if source is None:
+            raise ConfigError(f"{dest.name} is the first environment: nothing promotes into it")
+        if from_env is not None and from_env != source.name:
+            raise ConfigError(
+                f"{dest.name} takes versions from {source.name}, not {from_env} "
+                "(environments[].promotes_from)"
+            )
         if candidate is None:
             found = self.registry.by_alias(source.name)
             if found is None:
                 raise ConfigError(f"nothing to promote: alias {source.name!r} is not set")
             candidate = found.version
         info = self.registry.get(candidate)
+        verdict = info.lineage.get(f"smoke.{source.name}", "not run")
+        if verdict != "passed":
+            raise ConfigError(
+                f"v{info.version} cannot go to {dest.name}: {source.name} must serve it and pass "
+                f"its smoke test first (smoke test on {source.name}: {verdict})"
+            )
         current = self.registry.by_alias(dest.name)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         request = PromotionRequest(

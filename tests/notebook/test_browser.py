@@ -128,7 +128,7 @@ class Pending:
 @pytest.fixture
 def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
     """alice's request to promote v2 from staging to production (which serves v1)."""
-    from mlops_kit.gitops.deploy import deploy
+    from mlops_kit.gitops.deploy import deploy, smoke
     from mlops_kit.project import Project
     from mlops_kit.promote.promotion import Promotions
     from mlops_kit.registry.client import Registry
@@ -145,9 +145,12 @@ def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
         for n in (5, 10):
             train_and_register(project, data, training_params(n_estimators=n))
         registry = Registry(project)
+        deploy(project, "staging", 1, actor="alice")
+        smoke(project, "staging", 1)
         first = Promotions(project).open(1, requested_by="alice")
         Promotions(project).approve(first.id, "bob", signing_key=key(project, "bob"))
         deploy(project, "staging", 2, actor="alice")
+        smoke(project, "staging", 2)
         registry.set_alias("staging", 2)
         request = Promotions(project).open(2, requested_by="alice")
         endpoint = for_environment(project.settings, "production").endpoint(project.model_name)

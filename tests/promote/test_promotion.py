@@ -14,7 +14,7 @@ import pytest
 
 from mlops_kit.errors import ApprovalRefused, PromotionFailed
 from mlops_kit.gitops import audit
-from mlops_kit.gitops.deploy import deploy
+from mlops_kit.gitops.deploy import deploy, smoke
 from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.gitops.sync import watch
 from mlops_kit.project import Project
@@ -51,7 +51,9 @@ def make_project(root):
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     project, data = make_project(tmp_path_factory.mktemp("promo"))
-    deploy(project, "staging", 1, actor="alice")
+    for version in (3, 2, 1):  # each version passes staging before it may be promoted
+        deploy(project, "staging", version, actor="alice")
+        smoke(project, "staging", version)
     Registry(project).set_alias("staging", 1)
     yield project, data
     stop_all(project.state_dir)

@@ -14,6 +14,7 @@ from mlops_kit.project import Project
 from mlops_kit.promote import approvals, signing
 from mlops_kit.promote.promotion import Promotions, request_path
 from mlops_kit.promote.signers import Signers
+from mlops_kit.registry.client import Registry
 from mlops_kit.settings import ApprovalPolicy, EnvironmentSettings
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
 from tests.support.signers import demo_signers, key
@@ -29,6 +30,7 @@ def _project(tmp_path, identity="ssh"):
         ],
     )
     train_and_register(project, load_dataset("wine"), training_params(n_estimators=5))
+    Registry(project).tag(1, {"mlops.smoke.staging": "passed"})  # as if staging served it
     return project
 
 
@@ -144,6 +146,7 @@ def test_the_cli_signs_with_the_key_it_is_given(tmp_path, capsys):
     config.write_text(
         yaml.safe_dump(
             {
+                "model_name": "wine-classifier",
                 "state_dir": str(tmp_path / "state"),
                 "environments": [
                     {"name": "staging", "kind": "staging"},
@@ -155,6 +158,7 @@ def test_the_cli_signs_with_the_key_it_is_given(tmp_path, capsys):
     )  # fmt: skip
     project = Project.load(config)
     train_and_register(project, load_dataset("wine"), training_params(n_estimators=5))
+    Registry(project).tag(1, {"mlops.smoke.staging": "passed"})
     assert main(["--config", str(config), "signers", "demo", "alice", "bob", "--as", "t"]) == 0
     assert "DEMO KEY" in capsys.readouterr().out
     request = Promotions(project).open(1, requested_by="alice")

@@ -302,7 +302,7 @@ def test_configured_limits_and_objectives(project):
 def test_the_project_file_sets_limits_and_objectives(tmp_path):
     path = tmp_path / "mlops.yaml"
     path.write_text(
-        "load_test:\n  limits: {max_users: 3}\n  slo: {p99_ms: 40, min_rps: 0}\n"
+        "model_name: m\nload_test:\n  limits: {max_users: 3}\n  slo: {p99_ms: 40, min_rps: 0}\n"
         "  allow_remote: true\n"
     )
     settings = load_settings(path)
@@ -311,10 +311,12 @@ def test_the_project_file_sets_limits_and_objectives(tmp_path):
     assert loadtest.slo_from(settings, min_rps=5).min_rps == 5
     with pytest.raises(ParameterError, match="'users'.*at most 3"):
         LoadSpec("http://127.0.0.1:9/x", BODY, users=4).checked(settings.load_test.limits)
-    path.write_text("load_test:\n  slo: {max_error_rate: 2}\n  limits: {max_users: 0}\n")
+    path.write_text(
+        "model_name: m\nload_test:\n  slo: {max_error_rate: 2}\n  limits: {max_users: 0}\n"
+    )
     with pytest.raises(ConfigError, match=r"load_test\.limits\.max_users: .*slo\.max_error_rate"):
         load_settings(path)
-    path.write_text("load_test:\n  p99_ms: 100\n")  # objectives sit under ``slo:``
+    path.write_text("model_name: m\nload_test:\n  p99_ms: 100\n")  # objectives sit under ``slo:``
     with pytest.raises(ConfigError, match=r"load_test\.p99_ms: .*\(unknown field\)"):
         load_settings(path)
     with pytest.raises(ParameterError, match="'fail_on_slo'"):

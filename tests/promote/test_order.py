@@ -1,0 +1,41 @@
+"""Promotion follows the environments' order: a version reaches an environment only after the
+one it promotes from served it and passed its smoke test (real git and MLflow; no servers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_kit.errors import ConfigError
+from mlops_kit.project import Project
+from mlops_kit.promote.promotion import Promotions
+from mlops_kit.registry.client import Registry
+from mlops_kit.settings import EnvironmentSettings
+from mlops_kit.train.training import load_dataset, train_and_register, training_params
+
+
+@pytest.fixture
+def chain(tmp_path):
+    project = Project.load(
+        state_dir=tmp_path / "state",
+        environments=[
+            EnvironmentSettings(name="staging", kind="staging"),
+            EnvironmentSettings(name="qa", kind="staging"),
+            EnvironmentSettings(name="production", kind="production"),
+        ],
+    )
+    train_and_register(project, load_dataset("wine"), training_params(n_estimators=5))
+    Registry(project).tag(1, {"mlops.smoke.staging": "passed"})  # staging served v1
+    return project, Promotions(project)
+
+
+def test_production_takes_only_what_the_environment_before_it_passed(chain):
+    project, promotions = chain
+    with pytest.raises(ConfigError, match="qa must serve it and pass its smoke test first"):
+        promotions.open(1)
+    with pytest.raises(ConfigError, match="production takes versions from qa, not staging"):
+        promotions.open(1, from_env="staging")
+    with pytest.raises(ConfigError, match="staging is the first environment"):
+        promotions.open(1, to_env="staging")
+    request = promotions.open(1, to_env="qa")
+    assert (request.from_env, request.to_env) == ("staging", "qa")
+    assert not [b for b in promotions.repo.list_branches("promote/") if "v1" not in b]
