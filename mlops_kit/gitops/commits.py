@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mlops_kit import redact
 from mlops_kit.errors import ConfigError
 
 _TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -64,9 +65,10 @@ def merge_trailers(
 
 
 def check_actor(actor: str) -> None:
-    """ConfigError unless ``actor`` names someone."""
-    if not re.sub(r"[<>\n]", "", actor).strip():
-        raise ConfigError(f"actor must name someone, got {actor!r}")
+    """ConfigError unless ``actor`` is a printable name of at most 64 characters."""
+    problem = redact.check_actor(actor)
+    if problem is not None:
+        raise ConfigError(f"actor {actor[:80]!r} is not a usable name: {problem}")
 
 
 def identity(actor: str) -> list[str]:

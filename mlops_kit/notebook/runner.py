@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mlops_kit import errors
+from mlops_kit import errors, redact
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
 from mlops_kit.settings import load_settings
 from mlops_kit.train.training import PIPELINE_RUN_ENV
@@ -79,7 +79,14 @@ def split_parameters(
     """Give each notebook the parameters it declares; a name no notebook declares is an error."""
     declared = {path: declared_parameters(path) for path in paths}
     known = set().union(*declared.values()) if declared else set()
-    for name in parameters:
+    for name, value in parameters.items():
+        reason = redact.secret_reason(name, value)
+        if reason is not None:
+            raise ParameterError(
+                name,
+                f"refused: {reason}. Parameters are stored in the executed notebook, its HTML "
+                "and the GitOps repository; pass credentials through the environment instead",
+            )
         if name not in known:
             raise ParameterError(
                 name, f"no notebook of this run declares it; known: {', '.join(sorted(known))}"

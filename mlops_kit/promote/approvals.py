@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from mlops_kit.errors import ApprovalRefused
+from mlops_kit.redact import secret_reason
 from mlops_kit.settings import ApprovalPolicy
 
 Status = Literal["pending", "approved", "rejected", "rolled_out", "failed"]
@@ -160,6 +161,9 @@ def decide(
     check(policy, request, actor, kind, verified=verified)
     if kind == "reject" and not comment.strip():
         raise ApprovalRefused(request.id, actor, "a rejection needs a reason")
+    problem = secret_reason("comment", comment)
+    if problem is not None:
+        raise ApprovalRefused(request.id, actor, f"the comment is refused: {problem}")
     decision = Decision(actor.strip(), kind, comment, at or now(), policy.identity, signature)
     updated = replace(request, decisions=(*request.decisions, decision))
     if kind == "reject":
