@@ -368,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reqs = add("requests", help="list promotion requests")
     reqs.add_argument(
-        "--status", choices=["pending", "approved", "rejected", "rolled_out", "failed"]
+        "--status",
+        choices=["pending", "approved", "rejected", "rolled_out", "failed", "superseded"],
     )
     reqs.set_defaults(handler=cmd_requests)
 

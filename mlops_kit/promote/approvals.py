@@ -15,7 +15,7 @@ from mlops_kit.errors import ApprovalRefused
 from mlops_kit.redact import secret_reason
 from mlops_kit.settings import ApprovalPolicy
 
-Status = Literal["pending", "approved", "rejected", "rolled_out", "failed"]
+Status = Literal["pending", "approved", "rejected", "rolled_out", "failed", "superseded"]
 DecisionKind = Literal["approve", "reject"]
 OPEN: tuple[Status, ...] = ("pending",)
 

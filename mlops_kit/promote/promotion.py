@@ -28,7 +28,7 @@ from mlops_kit.gitops.deploy import current_actor, smoke, spec_for
 from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.gitops.sync import sync
 from mlops_kit.process import locked
-from mlops_kit.promote import approvals, hooks, signing
+from mlops_kit.promote import approvals, evidence, hooks, signing
 from mlops_kit.promote.approvals import Decision, DecisionKind, PromotionRequest
 from mlops_kit.promote.signers import Signers
 from mlops_kit.registry.client import Registry
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 REQUESTS_DIR = "requests"
 PROMOTIONS_DIR = "promotions"
 BRANCH_PREFIX = "promote/"
-LINEAGE_KEYS = ("git_commit", "data_fingerprint", "pipeline_run_id")
 
 
 def _now() -> str:
@@ -130,8 +129,6 @@ class Promotions:
         )
         spec = spec_for(self.project, dest.name, info.version)
         branch = branch_name(request.id)
-        self.repo.create_branch(branch)
-        trailers = self._trailers(request)
         manifest = manifests.dump(manifests.render(spec, settings.gitops.manifest))
         # The marker file makes every request a real change, even when the environment
         # already runs the candidate by the time it is approved.
@@ -139,54 +136,43 @@ class Promotions:
             {"request": request.id, "version": request.candidate, "by": request.requested_by},
             sort_keys=False,
         )
-        self.repo.commit_files(
-            branch,
-            {
-                self.repo.path_for(dest.name, spec.model_name): manifest,
-                f"{PROMOTIONS_DIR}/{dest.name}/{spec.model_name}.yaml": marker,
-            },
-            actor=request.requested_by,
-            message=f"Promote {spec.model_name} v{spec.version} to {dest.name}",
-            trailers=trailers,
-        )  # fmt: skip
-        self._save(request, request.requested_by, f"Request promotion {request.id}")
+        # The branch is cut only once the request is valid, and removed if opening it fails.
+        self.repo.create_branch(branch)
+        try:
+            self.repo.commit_files(
+                branch,
+                {
+                    self.repo.path_for(dest.name, spec.model_name): manifest,
+                    f"{PROMOTIONS_DIR}/{dest.name}/{spec.model_name}.yaml": marker,
+                },
+                actor=request.requested_by,
+                message=f"Promote {spec.model_name} v{spec.version} to {dest.name}",
+                trailers=self._trailers(request),
+            )  # fmt: skip
+            self._save(request, request.requested_by, f"Request promotion {request.id}")
+        except BaseException:
+            self.repo.delete_branch(branch)
+            raise
+        with promotion_lock(self.project):
+            self._supersede(request)
         self.registry.tag(info.version, {f"{TAG_PREFIX}promotion.{dest.name}": request.id})
         return request
 
+    def _supersede(self, newest: PromotionRequest) -> None:
+        """Older pending requests into the same environment can no longer be approved."""
+        for older in self.pending():
+            if older.id == newest.id or (older.to_env, older.model_name) != (
+                newest.to_env,
+                newest.model_name,
+            ):
+                continue
+            done = older.with_status("superseded", f"superseded by {newest.id}")
+            self._save(done, newest.requested_by, f"Supersede promotion {older.id}")
+            self.repo.delete_branch(branch_name(older.id))
+
     def evidence(self, candidate: str, current: str | None, from_env: str) -> dict[str, Any]:
         """What an approver needs: metric diff, gate verdict, smoke and load results, reports."""
-        cand = self.registry.get(candidate)
-        metrics: dict[str, Any] = {"candidate": self._metrics(cand.run_id)}
-        if current is not None:
-            metrics["current"] = self._metrics(self.registry.get(current).run_id)
-            metrics["diff"] = {
-                k: round(v - metrics["current"][k], 6)
-                for k, v in metrics["candidate"].items()
-                if k in metrics["current"]
-            }
-        tags = cand.lineage
-        reports = sorted(str(p) for p in self.project.settings.reports_dir.glob("*.html"))
-        return {
-            "metrics": metrics,
-            "gate": {k.removeprefix("gate."): v for k, v in tags.items() if k.startswith("gate.")},
-            "smoke": {
-                "verdict": tags.get(f"smoke.{from_env}", "not run"),
-                "detail": tags.get(f"smoke.{from_env}.detail", ""),
-            },
-            "load_test": {
-                k.removeprefix(f"loadtest.{from_env}."): v
-                for k, v in tags.items()
-                if k.startswith(f"loadtest.{from_env}.")
-            }
-            or None,
-            "lineage": {k: tags[k] for k in LINEAGE_KEYS if k in tags},
-            "reports": reports,
-        }
-
-    def _metrics(self, run_id: str | None) -> dict[str, float]:
-        if not run_id:
-            return {}
-        return dict(self.project.client.get_run(run_id).data.metrics)
+        return evidence.gather(self.project, self.registry, candidate, current, from_env)
 
     def get(self, request_id: str) -> PromotionRequest:
         """A request by id (a unique prefix is enough)."""

@@ -220,13 +220,16 @@ def train_and_register(
     import mlflow
     from mlflow.models import infer_signature
 
+    from mlops_kit.train.runs import fail_stale_runs, owner_tags
+
     client = project.client
     project.experiment_id()
+    fail_stale_runs(project)
     estimator = build_estimator(params)
     tags = lineage(data, pipeline_run_id)
     with mlflow.start_run(run_name=f"train-{data.name}-{params.model_type}") as run:
         mlflow.log_params(params.model_dump())
-        mlflow.set_tags(tags)
+        mlflow.set_tags({**tags, **owner_tags()})
         estimator.fit(data.X_train, data.y_train)
         metrics = score(estimator, data.X_test, data.y_test)
         mlflow.log_metrics(metrics)

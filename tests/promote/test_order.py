@@ -39,3 +39,25 @@ def test_production_takes_only_what_the_environment_before_it_passed(chain):
     request = promotions.open(1, to_env="qa")
     assert (request.from_env, request.to_env) == ("staging", "qa")
     assert not [b for b in promotions.repo.list_branches("promote/") if "v1" not in b]
+
+
+def test_a_refused_request_leaves_no_branch(chain):
+    _, promotions = chain
+    with pytest.raises(ConfigError):
+        promotions.open(1)  # qa never served v1
+    assert promotions.repo.list_branches("promote/") == []
+    assert promotions.all() == []
+
+
+def test_a_newer_request_supersedes_older_pending_ones(chain):
+    from mlops_kit.errors import ApprovalRefused
+
+    _, promotions = chain
+    older = promotions.open(1, to_env="qa", requested_by="alice")
+    newer = promotions.open(1, to_env="qa", requested_by="carol")
+    assert promotions.get(older.id).status == "superseded"
+    assert promotions.get(older.id).outcome == f"superseded by {newer.id}"
+    assert promotions.repo.list_branches("promote/") == [f"promote/{newer.id}"]
+    with pytest.raises(ApprovalRefused, match="already superseded"):
+        promotions.decide(older.id, "bob", "approve", rollout=False)
+    assert [r.id for r in promotions.pending()] == [newer.id]

@@ -254,14 +254,19 @@ def test_concurrent_promotions_keep_a_linear_history(env):
     for t in threads:
         t.join(600)
     assert len(outcomes) + len(errors) == 10
-    assert outcomes.count("rolled_out") == 10, errors
+    # A request opened while another was pending supersedes it: the older one can no longer
+    # be approved. Every attempt either rolled out or was refused for that reason.
+    assert outcomes and set(outcomes) == {"rolled_out"}, errors
+    assert all(isinstance(e, ApprovalRefused) and "superseded" in str(e) for e in errors), errors
     repo = GitOpsRepo.from_settings(project.settings)
     work = repo.root / "work"
     fmt = "--format=%(trailers:key=Request-Id,valueonly)"
     log = ["git", "-C", str(work), "log", "--first-parent", "--merges", fmt, "origin/main"]
     merges = subprocess.run(log, capture_output=True, text=True, check=True).stdout.split()
-    ids = {r.id for r in Promotions(project).all() if r.requested_by.startswith("dev")}
-    assert len(ids) == 10 and ids <= set(merges)
+    requests = [r for r in Promotions(project).all() if r.requested_by.startswith("dev")]
+    rolled = {r.id for r in requests if r.status == "rolled_out"}
+    assert len(requests) == 10 and len(rolled) == len(outcomes) and rolled <= set(merges)
+    assert {r.status for r in requests} <= {"rolled_out", "superseded"}
     assert not repo.list_branches("promote/")
 
 
