@@ -136,27 +136,40 @@ class Promotions:
             {"request": request.id, "version": request.candidate, "by": request.requested_by},
             sort_keys=False,
         )
-        # The branch is cut only once the request is valid, and removed if opening it fails.
-        self.repo.create_branch(branch)
-        try:
-            self.repo.commit_files(
-                branch,
-                {
-                    self.repo.path_for(dest.name, spec.model_name): manifest,
-                    f"{PROMOTIONS_DIR}/{dest.name}/{spec.model_name}.yaml": marker,
-                },
-                actor=request.requested_by,
-                message=f"Promote {spec.model_name} v{spec.version} to {dest.name}",
-                trailers=self._trailers(request),
-            )  # fmt: skip
-            self._save(request, request.requested_by, f"Request promotion {request.id}")
-        except BaseException:
-            self.repo.delete_branch(branch)
-            raise
+        # The branch is cut only once the request is valid, and removed if opening it fails;
+        # under the lock, a branch without a request file was left by a killed process.
         with promotion_lock(self.project):
+            self.prune_orphans()
+            self.repo.create_branch(branch)
+            try:
+                self.repo.commit_files(
+                    branch,
+                    {
+                        self.repo.path_for(dest.name, spec.model_name): manifest,
+                        f"{PROMOTIONS_DIR}/{dest.name}/{spec.model_name}.yaml": marker,
+                    },
+                    actor=request.requested_by,
+                    message=f"Promote {spec.model_name} v{spec.version} to {dest.name}",
+                    trailers=self._trailers(request),
+                )  # fmt: skip
+                self._save(request, request.requested_by, f"Request promotion {request.id}")
+            except BaseException:
+                self.repo.delete_branch(branch)
+                raise
             self._supersede(request)
         self.registry.tag(info.version, {f"{TAG_PREFIX}promotion.{dest.name}": request.id})
         return request
+
+    def prune_orphans(self) -> list[str]:
+        """Delete ``promote/*`` branches with no request file, left by a process killed while
+        opening a request (opening holds the promotion lock, so call this under it)."""
+        known = {request_path(r.id) for r in self.all()}
+        pruned = []
+        for branch in self.repo.list_branches(BRANCH_PREFIX):
+            if request_path(branch.removeprefix(BRANCH_PREFIX)) not in known:
+                self.repo.delete_branch(branch)
+                pruned.append(branch)
+        return pruned
 
     def _supersede(self, newest: PromotionRequest) -> None:
         """Older pending requests into the same environment can no longer be approved."""

@@ -61,3 +61,11 @@ def test_a_newer_request_supersedes_older_pending_ones(chain):
     with pytest.raises(ApprovalRefused, match="already superseded"):
         promotions.decide(older.id, "bob", "approve", rollout=False)
     assert [r.id for r in promotions.pending()] == [newer.id]
+
+
+def test_a_branch_left_by_a_killed_open_is_pruned(chain):
+    _, promotions = chain
+    repo = promotions.repo
+    repo.create_branch("promote/20260101-000000-wine-classifier-v1-dead")  # no request file
+    request = promotions.open(1, to_env="qa")  # opening prunes under the promotion lock
+    assert repo.list_branches("promote/") == [f"promote/{request.id}"]
