@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlops_kit.errors import ConfigError, GitOpsError, PromotionFailed, RequestNotFound
+from mlops_kit.errors import ConfigError, GitOpsError, RequestNotFound
 from mlops_kit.gitops import manifests
-from mlops_kit.gitops.deploy import current_actor, smoke, spec_for
+from mlops_kit.gitops.deploy import current_actor, spec_for
 from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.gitops.sync import sync
 from mlops_kit.process import locked
-from mlops_kit.promote import approvals, evidence, hooks, signing
+from mlops_kit.promote import approvals, evidence, signing
 from mlops_kit.promote.approvals import Decision, DecisionKind, PromotionRequest
 from mlops_kit.promote.signers import Signers
 from mlops_kit.registry.client import Registry
@@ -357,83 +357,9 @@ class Promotions:
     # -- rollout and rollback ----------------------------------------------------------------
 
     def _rollout(self, request: PromotionRequest, actor: str) -> PromotionRequest:
-        policy = self.project.settings.environment(request.to_env).approval
-        signing.check_signed(policy, request, self.signers.text())
-        hooks.call("before_promote", request=request)
-        env = request.to_env
-        previous = self.registry.by_alias(env)
-        trailers = {
-            **self._trailers(request),
-            "Approved-By": ", ".join(request.approvers),
-            "Previous-Version": previous.version if previous else "none",
-        }
-        merge = self.repo.merge(
-            branch_name(request.id),
-            actor=actor,
-            message=f"Promote {request.model_name} v{request.candidate} to {env} ({request.id})",
-            trailers=trailers,
-            prefer_branch=True,
-        )
-        self.repo.delete_branch(branch_name(request.id))
-        # Another promotion may have landed since this branch was cut; a merge keeps lines the
-        # branch did not touch, so pin the manifest to exactly the candidate.
-        pin = self.repo.write(
-            spec_for(self.project, env, request.candidate),
-            actor=actor,
-            message=f"Pin {request.model_name} v{request.candidate} in {env} ({request.id})",
-            trailers=trailers,
-        )
-        try:
-            report = sync(self.project, env, repo=self.repo)
-            result = smoke(self.project, env, request.candidate)
-            from mlops_kit import targets
+        from mlops_kit.promote.rollout import roll_out
 
-            status = targets.for_environment(self.project.settings, env).status(request.model_name)
-            hooks.call(
-                "after_deploy",
-                environment=env,
-                spec=spec_for(self.project, env, request.candidate),
-                status=status,
-            )
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:400]
-            undo = [pin, merge] if pin else [merge]
-            self._undo(undo, request, actor, reason, previous.version if previous else None)
-            raise PromotionFailed(request.id, reason) from exc
-        self.registry.set_alias(env, request.candidate)
-        done = request.with_status(
-            "rolled_out",
-            f"{env} serves v{request.candidate} since {_now()} "
-            f"(sync {report.seconds:.2f}s, smoke {result.n_requests} requests)",
-        )
-        self._save(done, actor, f"Roll out promotion {request.id}", {"Merge": merge})
-        self.registry.tag(
-            request.candidate,
-            {
-                f"{TAG_PREFIX}promotion.{request.id}": "rolled_out",
-                f"{TAG_PREFIX}approved_by": ", ".join(request.approvers),
-            },
-        )
-        return done
-
-    def _undo(
-        self,
-        commits: list[str],
-        request: PromotionRequest,
-        actor: str,
-        reason: str,
-        previous: str | None,
-    ) -> None:
-        for sha in commits:  # newest first
-            revert = self.repo.revert(sha, actor=actor, trailers={"Request-Id": request.id})
-        sync(self.project, request.to_env, repo=self.repo)
-        if previous is not None:
-            self.registry.set_alias(request.to_env, previous)
-        else:
-            self.registry.delete_alias(request.to_env)
-        failed = request.with_status("failed", f"rolled back ({revert[:10]}): {reason}")
-        self._save(failed, actor, f"Promotion {request.id} failed", {"Revert": revert})
-        self.registry.tag(request.candidate, {f"{TAG_PREFIX}promotion.{request.id}": "failed"})
+        return roll_out(self, request, actor)
 
     def rollback(self, environment: str, actor: str | None = None) -> str:
         """Go one step back in ``environment``: revert the change that brought what it serves.

@@ -71,6 +71,9 @@ class Capabilities:
     """Fewest replicas (1 for a target that cannot scale a deployment to zero)."""
     traffic_split: bool = True
     """Whether a spec may take less than 100 % of the environment's traffic."""
+    preview: bool = False
+    """Whether :meth:`DeploymentTarget.preview` can serve a candidate beside the live version
+    on an endpoint no client uses, so it is verified before it takes any traffic."""
 
 
 @dataclass
@@ -175,6 +178,40 @@ class DeploymentTarget(Closing):
         """Base URL of the inference endpoint of ``model_name``; see :meth:`_endpoint`."""
         with self._backend(f"endpoint of {self.environment.name}/{model_name}"):
             return self._endpoint(model_name)
+
+    @contextlib.contextmanager
+    def preview(self, spec: DeploymentSpec) -> Iterator[DeploymentStatus | None]:
+        """Serve ``spec``'s version beside what the environment serves, on a private endpoint.
+
+        Yields the candidate's status (its ``endpoint`` answers no client of the environment)
+        for smoke tests and hooks before the candidate takes traffic, and removes it on exit.
+        Yields None where the target cannot (``capabilities.preview`` is False, or nothing is
+        deployed yet): the caller then verifies after the rollout.
+        """
+        problems = self.problems(spec)
+        if problems:
+            raise UnsupportedSpec(self.name, spec.key, problems)
+        if not self.capabilities.preview:
+            yield None
+            return
+        with self._backend(f"preview {spec.key} v{spec.version}"):
+            manager = self._preview(spec)
+            status = manager.__enter__()
+        try:
+            yield status
+        except BaseException as exc:
+            with self._backend(f"end preview of {spec.key}"):
+                manager.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            with self._backend(f"end preview of {spec.key}"):
+                manager.__exit__(None, None, None)
+
+    def _preview(
+        self, spec: DeploymentSpec
+    ) -> contextlib.AbstractContextManager[DeploymentStatus | None]:
+        """Targets with ``capabilities.preview`` serve the candidate privately here."""
+        return contextlib.nullcontext(None)
 
     def problems(self, spec: DeploymentSpec) -> builtins.list[str]:
         """Why this target cannot apply ``spec`` as written (empty when it can)."""

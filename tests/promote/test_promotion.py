@@ -180,25 +180,48 @@ def test_promotion_under_load_drops_nothing(env):
     assert production_version(project) == "2"
 
 
-def test_failed_verification_rolls_back(env):
-    project, _ = env
+def test_a_candidate_failing_verification_never_answers_production(env):
+    project, data = env
     before = production_version(project)
+    url = for_environment(project.settings, "production").endpoint(project.model_name) + "/infer"
+    body = v2.encode_dataframe(data.X_test.head(1))
+    seen: list[tuple[int, str]] = []
+    checked: list[str] = []
+    stop = threading.Event()
+
+    def client():
+        with httpx.Client(timeout=10) as http:
+            for _ in range(5000):  # bounded; stops when the attempt is over
+                if stop.is_set():
+                    return
+                r = http.post(url, json=body)
+                seen.append((r.status_code, r.json().get("model_version", "")))
 
     def refuse(environment, spec, status):
+        checked.append(status.endpoint)  # the candidate's private endpoint, checked first
         raise RuntimeError("latency budget exceeded")
 
     hooks.register("after_deploy", refuse)
+    thread = threading.Thread(target=client)
+    thread.start()
     try:
-        with pytest.raises(PromotionFailed, match="latency budget exceeded"):
+        with pytest.raises(PromotionFailed, match="before it took traffic.*latency budget"):
             promote(project, 3)
     finally:
         hooks.unregister("after_deploy", refuse)
+        stop.set()
+        thread.join(30)
+    assert checked and "--candidate-3" in checked[0]
+    print(f"\n{len(seen)} production answers during the failed attempt, all v{before}")
+    assert seen and all(s == (200, before) for s in seen), set(seen)
     assert production_version(project) == before
     assert Registry(project).by_alias("production").version == before
     failed = [r for r in Promotions(project).all() if r.candidate == "3"][-1]
-    assert failed.status == "failed" and "rolled back" in failed.outcome
+    assert failed.status == "failed" and "refused before it took traffic" in failed.outcome
     newest = GitOpsRepo.from_settings(project.settings).history(environment="production")[0]
-    assert "Reverts" in newest.trailers
+    assert newest.trailers.get("Request-Id") != failed.id  # nothing was merged
+    folder = for_environment(project.settings, "production").log_path(project.model_name).parent
+    assert not list(folder.glob("*--candidate-*")), "the candidate's files were left behind"
 
 
 def test_candidate_that_cannot_load_never_takes_traffic(env, tmp_path):

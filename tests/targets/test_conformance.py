@@ -178,6 +178,20 @@ def test_absent_models(deployed):
     target.delete("absent")  # idempotent on what never existed
 
 
+def test_a_preview_serves_the_candidate_privately_or_says_it_cannot(deployed, harness):
+    target, live = deployed
+    candidate_spec = harness.spec("2").model_copy(update=_uri(harness, "2"))
+    with target.preview(candidate_spec) as candidate:
+        if not target.capabilities.preview:
+            assert candidate is None
+            return
+        assert candidate is not None and candidate.ready and candidate.version == "2"
+        assert candidate.endpoint != live.endpoint
+        assert target.status(MODEL).version == "1"  # clients still reach only the live version
+    assert target.status(MODEL).version == "1"
+    assert [s.model_name for s in target.list()] == [MODEL]
+
+
 def test_update_then_delete_idempotently(harness):
     with harness.make("production") as target:
         spec = harness.spec("1").model_copy(update={"environment": "production"})

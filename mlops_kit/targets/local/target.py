@@ -6,6 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
@@ -52,6 +53,7 @@ class LocalTarget(DeploymentTarget):
         min_replicas=1,
         max_replicas=1,
         traffic_split=False,
+        preview=True,
     )
 
     def __init__(self, settings: Settings, environment: EnvironmentSettings) -> None:
@@ -93,6 +95,13 @@ class LocalTarget(DeploymentTarget):
             if record is not None:
                 self._stop(record)
             return self._start(spec, implementation, uri, deadline, previous=record)
+
+    def _preview(self, spec: DeploymentSpec) -> AbstractContextManager[DeploymentStatus | None]:
+        """The candidate beside the live version, under a private name; see
+        :mod:`~mlops_kit.targets.local.preview`."""
+        from mlops_kit.targets.local.preview import preview
+
+        return preview(self, spec)
 
     def _delete(self, model_name: str) -> None:
         """Stop the model's server (SIGTERM, then SIGKILL after a grace period); idempotent."""
