@@ -39,6 +39,8 @@ class SyncReport:
     commit: str
     actions: list[SyncAction] = field(default_factory=list)
     seconds: float = 0.0
+    drift: list[str] = field(default_factory=list)
+    """Registry aliases that disagree with the repository (reported, never followed)."""
 
     @property
     def changed(self) -> bool:
@@ -46,17 +48,20 @@ class SyncReport:
         return any(a.kind != "unchanged" for a in self.actions)
 
     def summary(self) -> str:
-        """One line per action, or ``in sync``."""
+        """One line per action, or ``in sync``; then any registry drift."""
+        drift = "".join(f"\nwarning: {d}" for d in self.drift)
         if not self.changed:
             count = len(self.actions)
-            return f"{self.environment}: in sync at {self.commit[:10]} ({count} deployments)"
+            return (
+                f"{self.environment}: in sync at {self.commit[:10]} ({count} deployments)" + drift
+            )
         lines = [
             f"{self.environment}: {a.kind} {a.model_name} v{a.version}"
             + (f" ({a.detail})" if a.detail else "")
             for a in self.actions
             if a.kind != "unchanged"
         ]
-        return "\n".join(lines)
+        return "\n".join(lines) + drift
 
 
 def sync(
@@ -65,12 +70,14 @@ def sync(
     *,
     repo: GitOpsRepo | None = None,
     target: DeploymentTarget | None = None,
+    check_aliases: bool = False,
 ) -> SyncReport:
     """Reconcile ``environment``'s target with the repo's ``environments/<env>/`` documents.
 
     Idempotent: a second run against the same commit restarts nothing and reports no change.
     Drift (a server down, another version loaded) is repaired; deployments absent from the
-    repo are deleted.
+    repo are deleted. ``check_aliases`` also reports a registry alias that disagrees with the
+    repository (``report.drift``); the alias is never followed.
     """
     started = time.perf_counter()
     settings = project.settings
@@ -98,6 +105,12 @@ def sync(
     for name in sorted(set(observed) - set(desired)):
         target.delete(name)
         report.actions.append(SyncAction("delete", name, observed[name].version))
+    from mlops_kit.gitops.drift import alias_drift
+
+    if check_aliases:
+        moved = alias_drift(project, environment, repo=repo)
+        if moved is not None:
+            report.drift.append(moved.message())
     report.seconds = time.perf_counter() - started
     return report
 
