@@ -46,7 +46,15 @@ def history(project: Project, model: str | None = None) -> list[Event]:
     repo = GitOpsRepo.from_settings(project.settings)
     repo.ensure()
     events = []
-    for commit in reversed(repo.history(model=model)):
+    commits = repo.history(model=model)
+    # A rollout that failed its checks is reverted with the request's id: what it merged was
+    # an attempt, never what the environment served.
+    attempts = {
+        c.trailers["Reverts"]
+        for c in commits
+        if "Reverts" in c.trailers and "Request-Id" in c.trailers
+    }
+    for commit in reversed(commits):
         envs = {commit.trailers.get("Environment")} - {None}
         for env in sorted(e for e in envs if e):
             text = repo.read_file(commit.sha, f"{ENVIRONMENTS_DIR}/{env}/{model}.yaml")
@@ -56,7 +64,11 @@ def history(project: Project, model: str | None = None) -> list[Event]:
                     at=commit.timestamp,
                     environment=env,
                     version=version,
-                    action=_action(commit.subject, commit.trailers),
+                    action=(
+                        "failed attempt"
+                        if commit.sha in attempts
+                        else _action(commit.subject, commit.trailers)
+                    ),
                     actor=commit.trailers.get("Actor", commit.author),
                     request=commit.trailers.get("Request-Id", ""),
                     approved_by=commit.trailers.get("Approved-By", ""),
@@ -69,12 +81,17 @@ def history(project: Project, model: str | None = None) -> list[Event]:
 def served_at(
     project: Project, environment: str, when: datetime, model: str | None = None
 ) -> str | None:
-    """The version ``environment`` served at ``when`` (per the GitOps record), or None."""
+    """The version ``environment`` served at ``when`` (per the GitOps record), or None.
+
+    Failed rollouts count as attempts: the version before them served throughout.
+    """
     if when.tzinfo is None:
         raise ConfigError("give the time with a timezone, e.g. 2026-11-23T12:00:00+00:00")
     current = None
     for event in history(project, model):
-        if event.environment == environment and event.at <= when:
+        if event.environment != environment or event.at > when:
+            continue
+        if event.action != "failed attempt":
             current = event.version
     return current
 
