@@ -30,7 +30,7 @@ from mlops_kit.process.groups import (
     stop_group,
     stop_groups,
 )
-from mlops_kit.process.ports import free_ports, port_free
+from mlops_kit.process.ports import free_ports, port_free, port_holder
 from mlops_kit.process.ready import http_ok, wait_ready
 from mlops_kit.process.records import ProcessRecord, now, read_record, write_record
 from mlops_kit.process.spawn import child, exit_code, forget, reap, spawn
@@ -53,6 +53,7 @@ __all__ = [
     "now",
     "pid_alive",
     "port_free",
+    "port_holder",
     "read_record",
     "reap",
     "send_signal",

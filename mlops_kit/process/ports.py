@@ -36,3 +36,23 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def port_holder(port: int) -> tuple[int, str] | None:
+    """The pid and command line of the process listening on ``port``, where the OS tells."""
+    import psutil
+
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return None
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            if conn.pid is None:
+                return None
+            try:
+                cmdline = " ".join(psutil.Process(conn.pid).cmdline())
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                cmdline = "?"
+            return conn.pid, cmdline[:200]
+    return None

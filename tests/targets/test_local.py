@@ -280,6 +280,46 @@ def test_a_dead_server_is_reported_and_restarted_on_its_port(
     assert restarted.detail.startswith("started in")
 
 
+def test_a_stranger_on_the_port_is_named_and_the_deployment_moves_off_it(
+    lifecycle: LocalTarget, models: Models
+) -> None:
+    import subprocess
+    import sys
+
+    lifecycle.apply(spec_for(models, "2"))
+    record = lifecycle.server("wine")
+    assert record is not None
+    os.kill(record.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while lifecycle.server("wine") is not None and time.monotonic() < deadline:
+        if "not running" in lifecycle.status("wine").detail:
+            break
+        time.sleep(0.05)
+    # A hand-started server takes the recorded port (it answers, but it is not ours).
+    stranger = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(record.http_port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        while time.monotonic() < deadline + 10:
+            with httpx.Client(trust_env=False) as http:
+                try:
+                    http.get(f"http://127.0.0.1:{record.http_port}/")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+        status = lifecycle.status("wine")
+        assert status is not None and not status.ready
+        assert f"held by pid {stranger.pid}, not a server of the toolkit" in status.detail
+        moved = lifecycle.apply(spec_for(models, "2"))
+        assert moved.ready and f":{record.http_port}/" not in (moved.endpoint or "")
+        assert f"port {record.http_port} is held by pid {stranger.pid}" in moved.detail
+        assert stranger.poll() is None, "the stranger is reported, never killed"
+    finally:
+        stranger.kill()
+        stranger.wait(10)
+
+
 def test_delete_stops_the_server_and_is_idempotent(
     lifecycle: LocalTarget, models: Models, processes: Processes
 ) -> None:

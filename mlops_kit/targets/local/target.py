@@ -15,7 +15,15 @@ import httpx
 
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import DeploymentTimeout, ProcessExited, TargetError, WaitTimeout
-from mlops_kit.process import free_ports, locked, log_tail, port_free, wait_ready, wait_until
+from mlops_kit.process import (
+    free_ports,
+    locked,
+    log_tail,
+    port_free,
+    port_holder,
+    wait_ready,
+    wait_until,
+)
 from mlops_kit.process import write_text as _write_text
 from mlops_kit.serving import seldon
 from mlops_kit.settings import EnvironmentSettings, Settings
@@ -198,7 +206,7 @@ class LocalTarget(DeploymentTarget):
 
         log = self._folder(model_name) / LOG_FILE
         if not self._alive(record):
-            return status(None, False, f"server process {record.pid} is not running; see {log}")
+            return status(None, False, self._dead_detail(record, log))
         if record.version is None:
             return status(None, False, "server is starting")
         if record.protocol == "seldon":
@@ -211,6 +219,17 @@ class LocalTarget(DeploymentTarget):
         if not self._get_ok(f"{record.base_url}/v2/health/live"):
             return status(None, False, f"server process {record.pid} does not answer HTTP")
         return status(None, False, f"version {record.version} is not loaded; see {log}")
+
+    def _dead_detail(self, record: ServerRecord, log: Path) -> str:
+        """Why the recorded server is gone, naming a stranger that answers on its port."""
+        detail = f"server process {record.pid} is not running; see {log}"
+        holder = port_holder(record.http_port)
+        if holder is not None and holder[0] != record.pid:
+            detail += (
+                f". Port {record.http_port} is held by pid {holder[0]}, not a server of the "
+                f"toolkit ({holder[1]}); sync moves the deployment to a port it owns"
+            )
+        return detail
 
     def _recorded_ports(self, previous: ServerRecord | None) -> tuple[int, ...] | None:
         """The ports ``previous`` ran on, to start again on, if they are all free."""
@@ -248,7 +267,15 @@ class LocalTarget(DeploymentTarget):
         )
         took = time.monotonic() - began
         logger.info("%s: version %s ready in %.1f s", spec.key, spec.version, took)
-        return self._observed(spec.model_name, record, detail=f"started in {took:.1f} s")
+        detail = f"started in {took:.1f} s"
+        holder = port_holder(previous.http_port) if previous is not None else None
+        if previous is not None and holder is not None and record.http_port != previous.http_port:
+            detail += (
+                f"; port {previous.http_port} is held by pid {holder[0]}, not the toolkit's "
+                f"({holder[1]}): now on port {record.http_port}"
+            )
+            logger.warning("%s: %s", spec.key, detail)
+        return self._observed(spec.model_name, record, detail=detail)
 
     def _until_ready(
         self,
