@@ -7,7 +7,9 @@ The server is what makes registry webhooks possible: MLflow delivers them only f
 ``get_model_version_download_uri`` answers with a local path.
 
 Everything it keeps lives in ``<state_dir>/registry-server/``: ``server.json`` (pid, port,
-start time), ``server.log`` and the key that encrypts webhook secrets at rest. Starting takes
+start time), ``server.log``, the key that encrypts webhook secrets at rest, and the admin
+password of MLflow's basic-auth app it runs (0600): without it no request is answered, so
+nobody else on the machine can move an alias or list the webhooks. Starting takes
 about 5-6 s on a 2-core machine (two Python processes importing MLflow, the schema check);
 ``ensure_running`` reuses a live server in milliseconds. It runs one uvicorn worker: the
 embedded registry is light, and these machines have two cores.
@@ -24,9 +26,10 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -61,6 +64,10 @@ SERVER_DIR = "registry-server"
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 KEY_FILE = "webhook-secrets.key"
+PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name
+AUTH_CONFIG_FILE = "basic-auth.ini"
+FLASK_KEY_FILE = "flask-secret.key"
+ADMIN_USER = "mlops-kit"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 
@@ -169,6 +176,8 @@ def served(project: Project, *, timeout: float = START_TIMEOUT) -> Project:
     from mlops_kit.project import Project
 
     url = ensure_running(project, timeout=timeout)
+    # MLflow's clients read the basic-auth credentials from the environment.
+    os.environ.update(client_env(project))
     return Project(project.settings.model_copy(update={"registry_uri": url}))
 
 
@@ -183,6 +192,10 @@ def server_env(project: Project) -> dict[str, str]:
     # Without a fixed key MLflow encrypts webhook secrets with a key made up per process:
     # after a restart no stored secret could be decrypted and every delivery would fail.
     env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] = _encryption_key(project)
+    env["MLFLOW_AUTH_CONFIG_PATH"] = str(_auth_config(project))
+    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _secret(
+        server_dir(project) / FLASK_KEY_FILE, lambda: secrets.token_urlsafe(32)
+    )
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     return env
 
@@ -247,6 +260,10 @@ def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
         str(port),
         "--workers",
         "1",
+        # MLflow's basic-auth app: every API call needs the toolkit's credentials, so no one
+        # else on the machine can move an alias or read the webhooks.
+        "--app-name",
+        "basic-auth",
     ]
     log_offset = log_size(log_path)
     started = time.monotonic()
@@ -309,20 +326,56 @@ def _write(project: Project, info: ServerInfo) -> None:
 
 
 def _encryption_key(project: Project) -> str:
-    path = server_dir(project) / KEY_FILE
+    return _secret(
+        server_dir(project) / KEY_FILE, lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()
+    )  # a Fernet key
+
+
+def _secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in ``path`` (0600), created by ``make`` on first use; races keep one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()  # a Fernet key
+    value = make()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
-    return key
+        handle.write(value + "\n")
+    return value
+
+
+def credentials(project: Project) -> tuple[str, str]:
+    """The registry server's admin user and password (``<state_dir>/registry-server``, 0600)."""
+    password = _secret(server_dir(project) / PASSWORD_FILE, lambda: secrets.token_urlsafe(24))
+    return ADMIN_USER, password
+
+
+def client_env(project: Project) -> dict[str, str]:
+    """What an MLflow client needs to talk to the server: MLflow's basic-auth variables."""
+    user, password = credentials(project)
+    return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+
+
+def _auth_config(project: Project) -> Path:
+    """MLflow's basic-auth configuration: nobody but the toolkit's admin may do anything."""
+    user, password = credentials(project)
+    path = server_dir(project) / AUTH_CONFIG_FILE
+    text = (
+        "[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = sqlite:///{server_dir(project) / 'auth.db'}\n"
+        f"admin_username = {user}\n"
+        f"admin_password = {password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return path
 
 
 @contextmanager

@@ -74,6 +74,28 @@ def test_model_logged_through_the_server_stays_local(server) -> None:
     assert (path / "MLmodel").is_file()
 
 
+def test_nobody_without_the_toolkits_credentials_reaches_the_registry(server) -> None:
+    import httpx
+
+    project, info = server
+    folder = project.state_dir / "registry-server"
+    assert (folder / "admin-password").stat().st_mode & 0o777 == 0o600
+    assert (folder / "basic-auth.ini").stat().st_mode & 0o777 == 0o600
+    api = f"{info.url}/api/2.0/mlflow"
+    alias = {"name": project.model_name, "alias": "production", "version": "1"}
+    with httpx.Client(trust_env=False, timeout=10) as http:
+        assert http.get(f"{info.url}/health").status_code == 200
+        assert http.post(f"{api}/registered-models/alias", json=alias).status_code == 401
+        assert http.get(f"{api}/webhooks/list").status_code == 401
+        assert http.get(f"{api}/registered-models/search").status_code == 401
+        wrong = http.get(f"{api}/registered-models/search", auth=("mlops-kit", "guess"))
+        assert wrong.status_code == 401
+        good = http.get(
+            f"{api}/registered-models/search", auth=registry_server.credentials(project)
+        )
+        assert good.status_code == 200
+
+
 def test_stop_leaves_no_process_and_is_idempotent(server) -> None:
     project, info = server
     members = registry_server.group_members(info.pid)
