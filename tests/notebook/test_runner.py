@@ -1,11 +1,7 @@
-import subprocess
-import sys
-
 import nbformat
 import pytest
 
 from mlops_kit import errors
-from mlops_kit.cli import main, parse_parameter
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
 from mlops_kit.notebook import runner
 
@@ -72,59 +68,6 @@ def test_notebook_names_resolve_by_prefix(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("n=3", ("n", 3)),
-        ("x=true", ("x", True)),
-        ("d=wine", ("d", "wine")),
-        ("f=0.5", ("f", 0.5)),
-        ("e=", ("e", "")),
-        ("s=a=b", ("s", "a=b")),
-    ],
-)
-def test_cli_parameters_are_read_as_yaml(text, expected):
-    assert parse_parameter(text) == expected
-
-
-def test_cli_bad_parameter_exits_non_zero_with_one_line(tmp_path):
-    from tests.support import EXAMPLE_CONFIG, REPO
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlops_kit.cli",
-            "--config",
-            str(EXAMPLE_CONFIG),
-            "run",
-            "-p",
-            "dataset=nope",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "dataset" in lines[0] and "nope" in lines[0]
-    assert "Traceback" not in proc.stderr
-
-
-def test_cli_bad_config_exits_2(tmp_path):
-    (tmp_path / "bad.yaml").write_text("gates: {min_value: 7}\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlops_kit.cli", "--config", "bad.yaml", "versions"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("error: invalid settings in bad.yaml: gates.min_value")
-
-
-@pytest.mark.parametrize(
     ("ename", "code"),
     [
         ("ConfigError", 2),
@@ -160,13 +103,6 @@ def test_a_cell_raising_request_not_found_exits_2(tmp_path):
     with pytest.raises(NotebookFailed) as exc:
         runner.run_notebooks([str(source)], output_dir=tmp_path / "out", progress_bar=False)
     assert (exc.value.ename, exc.value.exit_code) == ("RequestNotFound", 2)
-
-
-def test_a_cli_command_raising_request_not_found_exits_2(capsys):
-    assert main(["approve", "no-such-request", "--as", "bob"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: no promotion request 'no-such-request'")
-    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
