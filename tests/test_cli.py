@@ -324,3 +324,44 @@ def test_interrupt_exits_130_quietly(tmp_path):
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "Traceback" not in err
+
+
+# ---- a schema change, end to end ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_other_data_under_the_same_model_name_ends_with_one_line_naming_the_change(tmp_path):
+    from mlops_kit.registry.client import Registry
+    from mlops_kit.targets.local import stop_all
+    from tests.support import NOTEBOOKS
+
+    state = tmp_path / "state"
+    env = {**ENV, "MLOPS_KIT_STATE_DIR": str(state), "MLOPS_KIT_ACTOR": "alice"}
+    setup, pipeline = (str(next(NOTEBOOKS.glob(f"{n}_*.ipynb"))) for n in ("01", "02"))
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, "run", "-q", "-o", str(tmp_path / "build"), *argv],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+
+    try:
+        first = run(setup, pipeline, "-p", "n_estimators=10")
+        assert first.returncode == 0, first.stderr
+        second = run(
+            pipeline, "-p", "dataset=breast_cancer", "-p", "model_type=logistic_regression"
+        )
+        assert second.returncode == 1
+        [line] = second.stderr.strip().splitlines()
+        assert line.startswith("error: 02_create_pipeline.ipynb, cell In [")
+        assert "GateFailed: gate FAILED: v2 " in line
+        assert "the input schema differs from champion v1's: 30 columns added (mean radius" in line
+        assert "13 columns removed (alcohol" in line and "--reset-champion" in line
+        assert "Traceback" not in second.stderr and "mean radius  mean texture" not in line
+        project = Project.load(state_dir=state)
+        tags = Registry(project).get(2).tags
+        assert (tags["mlops.gate.verdict"], tags["mlops.gate.schema"]) == ("failed", "changed")
+        assert "30 columns added" in tags["mlops.gate.detail"]
+        assert Registry(project).by_alias("staging").version == "1"  # nothing moved
+    finally:
+        stop_all(state)
