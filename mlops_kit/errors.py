@@ -81,6 +81,10 @@ class GateFailed(ToolkitError):
         self.verdict = verdict
 
 
+class SchemaMismatch(ToolkitError):
+    """Data did not fit a model's input schema; the message names why, never the data."""
+
+
 class NotebookFailed(ToolkitError):
     """A notebook cell raised while the runner executed it; the executed notebook is kept."""
 
@@ -93,13 +97,19 @@ class NotebookFailed(ToolkitError):
         output_path: str,
         *,
         exit_code: int = 1,
+        execution_count: int | None = None,
     ) -> None:
+        # The cell as JupyterLab labels it in the executed notebook (and papermill's banner
+        # names it): In [n]. Without a count, its 1-based position among all cells.
+        cell = f"In [{execution_count}]" if execution_count is not None else f"#{cell_index + 1}"
         super().__init__(
-            f"{notebook}, cell {cell_index}: {ename}: {evalue} (executed notebook kept at "
-            f"{output_path})"
+            f"{notebook}, cell {cell}: {ename}: {evalue} (executed notebook kept at {output_path})"
         )
         self.notebook = notebook
         self.cell_index = cell_index
+        """Index of the cell in the executed notebook's cells (0-based, as papermill counts)."""
+        self.execution_count = execution_count
+        """The cell's execution count: the ``In [n]`` JupyterLab shows beside it."""
         self.ename = ename
         self.evalue = evalue
         self.output_path = output_path

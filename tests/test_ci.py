@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from mlops_kit import ci
-from mlops_kit.cli import build_parser, cmd_run
+from mlops_kit.cli import build_parser
+from mlops_kit.cli.commands_pipeline import cmd_run
 from mlops_kit.errors import ConfigError, ParameterError
 from mlops_kit.settings import load_settings
 

@@ -14,7 +14,11 @@ from typing import Any
 from mlops_kit import errors, redact
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
 from mlops_kit.settings import load_settings
+from mlops_kit.train.schema import schema_reason
 from mlops_kit.train.training import PIPELINE_RUN_ENV
+
+MAX_ERROR_LINE = 500
+"""Characters of a failed cell's error quoted in NotebookFailed (the notebook has it all)."""
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,15 @@ def run_notebooks(
     """Execute notebooks in order into ``output_dir`` and render each to HTML.
 
     ``output_dir`` defaults to the settings' ``reports_dir``. A failing cell stops the run with
-    NotebookFailed naming notebook, cell and error, exiting with the exit code of the toolkit
-    error the cell raised; the executed notebook (and its HTML) is kept for inspection.
+    NotebookFailed naming notebook, cell (``In [n]``, as JupyterLab shows it) and error in one
+    line, exiting with the exit code of the toolkit error the cell raised; the executed
+    notebook (and its HTML) is kept for inspection. Kernels run with encrypted transport
+    (:mod:`mlops_kit.notebook.kernels`).
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
+
+    from mlops_kit.notebook.kernels import EncryptedKernelManager
 
     paths = resolve(names)
     per_notebook = split_parameters(paths, parameters or {})
@@ -151,6 +159,7 @@ def run_notebooks(
                     kernel_name=kernel_name,
                     start_timeout=start_timeout,
                     cwd=str(Path.cwd()),
+                    kernel_manager_class=EncryptedKernelManager,
                 )
             except PapermillExecutionError as exc:
                 render_html(output)
@@ -158,9 +167,10 @@ def run_notebooks(
                     path.name,
                     exc.cell_index,
                     exc.ename,
-                    _first_line(exc.evalue),
+                    error_line(exc.evalue),
                     str(output),
                     exit_code=exit_code(exc.ename),
+                    execution_count=exc.exec_count,
                 ) from None
             except Exception as exc:
                 raise ToolkitError(f"{path.name}: could not execute: {exc}") from exc
@@ -186,5 +196,12 @@ def render_html(notebook: Path) -> Path:
     return html
 
 
-def _first_line(text: str) -> str:
-    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+def error_line(evalue: str) -> str:
+    """A cell's error as one line for the terminal: its first line, at most ``MAX_ERROR_LINE``
+    characters; MLflow's schema errors as their reason alone (their text quotes the data)."""
+    text = (evalue or "").strip()
+    reason = schema_reason(text)
+    if reason is not None:
+        return reason
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= MAX_ERROR_LINE else line[: MAX_ERROR_LINE - 1].rstrip() + "…"

@@ -1,12 +1,18 @@
-"""The quality gate: a challenger must beat a floor and not regress against the champion."""
+"""The quality gate: a challenger must beat a floor and not regress against the champion.
+
+A champion is comparable only with the same input columns: a challenger trained on other data
+under the same model name fails with a verdict naming the columns added, removed or retyped,
+unless the champion is reset on purpose (``reset_champion``: gate against no champion).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlops_kit.errors import GateFailed
+from mlops_kit.errors import GateFailed, ParameterError, SchemaMismatch
 from mlops_kit.registry.client import Registry
+from mlops_kit.train.schema import RESET_HINT, SchemaChange, compare, input_columns
 from mlops_kit.train.training import TAG_PREFIX, score
 
 if TYPE_CHECKING:
@@ -28,6 +34,10 @@ class GateVerdict:
     min_value: float
     max_regression: float
     reasons: list[str] = field(default_factory=list)
+    schema_change: SchemaChange | None = None
+    """How the challenger's input columns differ from the champion's (then it is not scored)."""
+    champion_reset: bool = False
+    """Gated against no champion on purpose (``reset_champion``)."""
 
     @property
     def delta(self) -> float | None:
@@ -38,11 +48,16 @@ class GateVerdict:
 
     def summary(self) -> str:
         """One line: verdict, figures and reasons."""
-        against = (
-            f" vs champion v{self.champion_version} {self.metric}={self.champion_value:.4f}"
-            if self.champion_version
-            else " (no champion yet)"
-        )
+        if self.champion_value is not None:
+            against = (
+                f" vs champion v{self.champion_version} {self.metric}={self.champion_value:.4f}"
+            )
+        elif self.champion_version:
+            against = f" vs champion v{self.champion_version}"
+        elif self.champion_reset:
+            against = " (champion reset: gated against no champion)"
+        else:
+            against = " (no champion yet)"
         head = "PASSED" if self.passed else "FAILED"
         tail = f": {'; '.join(self.reasons)}" if self.reasons else ""
         return (
@@ -68,10 +83,19 @@ def decide(
     gates: GateSettings,
     challenger: tuple[str, float],
     champion: tuple[str, float] | None,
+    *,
+    schema_change: SchemaChange | None = None,
+    champion_reset: bool = False,
 ) -> GateVerdict:
-    """Apply the thresholds to measured values; pure, so the rule is easy to test."""
+    """Apply the thresholds to measured values; pure, so the rule is easy to test.
+
+    A ``schema_change`` fails the challenger: a champion with other input columns cannot be
+    compared with it (``champion`` is then None, not scored).
+    """
     version, value = challenger
     reasons = []
+    if schema_change:
+        reasons.append(f"{schema_change.summary()}; {RESET_HINT}")
     if value < gates.min_value:
         reasons.append(f"{gates.metric} {value:.4f} is below the floor {gates.min_value:.4f}")
     if champion is not None and value < champion[1] - gates.max_regression:
@@ -79,16 +103,21 @@ def decide(
             f"{gates.metric} regressed by {champion[1] - value:.4f}, more than the allowed "
             f"{gates.max_regression:.4f}"
         )
+    champion_version = champion[0] if champion else None
+    if schema_change:
+        champion_version = schema_change.champion_version
     return GateVerdict(
         passed=not reasons,
         metric=gates.metric,
         challenger_version=version,
         challenger_value=value,
-        champion_version=champion[0] if champion else None,
+        champion_version=champion_version,
         champion_value=champion[1] if champion else None,
         min_value=gates.min_value,
         max_regression=gates.max_regression,
         reasons=reasons,
+        schema_change=schema_change or None,
+        champion_reset=champion_reset,
     )
 
 
@@ -99,33 +128,78 @@ def evaluate_gate(
     *,
     champion_aliases: tuple[str, ...] = ("production", "staging"),
     record: bool = True,
+    reset_champion: bool = False,
 ) -> GateVerdict:
     """Score challenger and champion on the same held-out data and decide.
 
-    The champion is the version under the first alias of ``champion_aliases`` that is set and
-    is not the challenger itself. The verdict is recorded as tags on the challenger version.
+    The champion is what the first environment of ``champion_aliases`` serves per the GitOps
+    record (never a hand-moved alias) and is not the challenger itself. One whose input
+    columns differ from the challenger's is not scored: the verdict fails, naming the change.
+    ``reset_champion=True`` gates against no champion (after a deliberate change of data). The
+    verdict is recorded as tags on the challenger version.
     """
+    if not isinstance(reset_champion, bool):
+        raise ParameterError("reset_champion", f"must be True or False, not {reset_champion!r}")
     registry = Registry(project)
     gates = project.settings.gates
     challenger = str(challenger_version)
     value = score(registry.load_model(challenger), data.X_test, data.y_test)[gates.metric]
-    champion = None
-    for alias in champion_aliases:
-        found = registry.by_alias(alias)
-        if found is not None and found.version != challenger:
-            champ_model = registry.load_model(found.version)
-            champion = (found.version, score(champ_model, data.X_test, data.y_test)[gates.metric])
-            break
-    verdict = decide(gates, (challenger, value), champion)
-    if record:
-        registry.tag(
-            challenger,
-            {
-                f"{TAG_PREFIX}gate.verdict": "passed" if verdict.passed else "failed",
-                f"{TAG_PREFIX}gate.metric": verdict.metric,
-                f"{TAG_PREFIX}gate.value": f"{verdict.challenger_value:.6f}",
-                f"{TAG_PREFIX}gate.champion": verdict.champion_version or "none",
-                f"{TAG_PREFIX}gate.detail": verdict.summary(),
-            },
-        )
+    found = None if reset_champion else _champion(project, challenger, champion_aliases)
+    champion, change = None, None
+    if found is not None:
+        change = schema_change(registry, found, challenger)
+        if not change:
+            try:
+                champ_model = registry.load_model(found)
+                champion = (found, score(champ_model, data.X_test, data.y_test)[gates.metric])
+            except SchemaMismatch as exc:
+                # No signature told the columns apart, but the champion refuses this data.
+                change = SchemaChange(champion_version=found, refusal=str(exc))
+    verdict = decide(
+        gates, (challenger, value), champion, schema_change=change, champion_reset=reset_champion
+    )
+    return _recorded(registry, verdict) if record else verdict
+
+
+def schema_change(registry: Registry, champion: str, challenger: str) -> SchemaChange | None:
+    """How ``challenger``'s input columns differ from ``champion``'s; None if either has none."""
+    before = input_columns(registry.local_path(champion))
+    after = input_columns(registry.local_path(challenger))
+    if before is None or after is None:
+        return None
+    return compare(champion, before, after)
+
+
+def _champion(project: Project, challenger: str, aliases: tuple[str, ...]) -> str | None:
+    """What the first of the environments ``aliases`` serves per the GitOps record.
+
+    The record, not the registry alias: an alias moved by hand is drift, never a champion.
+    """
+    from mlops_kit.gitops.drift import served_version
+
+    known = {e.name for e in project.settings.environments}
+    for alias in aliases:
+        version = served_version(project, alias) if alias in known else None
+        if version is not None and version != challenger:
+            return version
+    return None
+
+
+def _recorded(registry: Registry, verdict: GateVerdict) -> GateVerdict:
+    champion = "reset" if verdict.champion_reset else verdict.champion_version or "none"
+    if verdict.schema_change:
+        schema = "changed"
+    else:
+        schema = "same" if verdict.champion_value is not None else "not compared"
+    registry.tag(
+        verdict.challenger_version,
+        {
+            f"{TAG_PREFIX}gate.verdict": "passed" if verdict.passed else "failed",
+            f"{TAG_PREFIX}gate.metric": verdict.metric,
+            f"{TAG_PREFIX}gate.value": f"{verdict.challenger_value:.6f}",
+            f"{TAG_PREFIX}gate.champion": champion,
+            f"{TAG_PREFIX}gate.schema": schema,
+            f"{TAG_PREFIX}gate.detail": verdict.summary(),
+        },
+    )
     return verdict

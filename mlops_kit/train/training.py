@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from mlops_kit.errors import ParameterError, RegistryError
+from mlops_kit.errors import ParameterError, RegistryError, SchemaMismatch
 from mlops_kit.settings import DATASETS, TrainingSettings
+from mlops_kit.train.schema import schema_failure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,10 +144,20 @@ def build_estimator(params: TrainingSettings) -> Any:
 
 
 def score(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
-    """Accuracy and macro-averaged F1, precision and recall of ``model`` on ``X``."""
+    """Accuracy and macro-averaged F1, precision and recall of ``model`` on ``X``.
+
+    SchemaMismatch when ``X`` does not fit the model's input schema (its message has the
+    reason, not MLflow's quote of the data).
+    """
     from sklearn import metrics
 
-    pred = model.predict(X)
+    try:
+        pred = model.predict(X)
+    except Exception as exc:
+        reason = schema_failure(exc)
+        if reason is None:
+            raise
+        raise SchemaMismatch(reason) from None
     return {
         "accuracy": float(metrics.accuracy_score(y, pred)),
         "f1_macro": float(metrics.f1_score(y, pred, average="macro")),

@@ -1,11 +1,7 @@
-import subprocess
-import sys
-
 import nbformat
 import pytest
 
 from mlops_kit import errors
-from mlops_kit.cli import main, parse_parameter
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
 from mlops_kit.notebook import runner
 
@@ -72,59 +68,6 @@ def test_notebook_names_resolve_by_prefix(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("n=3", ("n", 3)),
-        ("x=true", ("x", True)),
-        ("d=wine", ("d", "wine")),
-        ("f=0.5", ("f", 0.5)),
-        ("e=", ("e", "")),
-        ("s=a=b", ("s", "a=b")),
-    ],
-)
-def test_cli_parameters_are_read_as_yaml(text, expected):
-    assert parse_parameter(text) == expected
-
-
-def test_cli_bad_parameter_exits_non_zero_with_one_line(tmp_path):
-    from tests.support import EXAMPLE_CONFIG, REPO
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlops_kit.cli",
-            "--config",
-            str(EXAMPLE_CONFIG),
-            "run",
-            "-p",
-            "dataset=nope",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "dataset" in lines[0] and "nope" in lines[0]
-    assert "Traceback" not in proc.stderr
-
-
-def test_cli_bad_config_exits_2(tmp_path):
-    (tmp_path / "bad.yaml").write_text("gates: {min_value: 7}\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlops_kit.cli", "--config", "bad.yaml", "versions"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("error: invalid settings in bad.yaml: gates.min_value")
-
-
-@pytest.mark.parametrize(
     ("ename", "code"),
     [
         ("ConfigError", 2),
@@ -162,17 +105,54 @@ def test_a_cell_raising_request_not_found_exits_2(tmp_path):
     assert (exc.value.ename, exc.value.exit_code) == ("RequestNotFound", 2)
 
 
-def test_a_cli_command_raising_request_not_found_exits_2(capsys):
-    assert main(["approve", "no-such-request", "--as", "bob"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: no promotion request 'no-such-request'")
-    assert len(err.strip().splitlines()) == 1
-
-
 @pytest.mark.slow
 def test_notebooks_land_in_the_configured_reports_dir(tmp_path):
     source = make_notebook(tmp_path / "01_ok.ipynb", "result = 10 / divisor")
-    (tmp_path / "mlops.yaml").write_text(f"reports_dir: {tmp_path / 'reports'}\n")
+    (tmp_path / "mlops.yaml").write_text(f"model_name: m\nreports_dir: {tmp_path / 'reports'}\n")
     (run,) = runner.run_notebooks([str(source)], config=tmp_path / "mlops.yaml", progress_bar=False)
     assert run.output == tmp_path / "reports" / "01_ok.ipynb"
     assert run.html.is_file()
+
+
+@pytest.mark.slow
+def test_kernels_start_without_the_tcp_encryption_warning(tmp_path, capfd):
+    # The kernel is a child process writing to the inherited fd 2: capfd sees what it logs.
+    source = make_notebook(
+        tmp_path / "01_ok.ipynb", "import sys\nprint('to stderr', file=sys.stderr)"
+    )
+    runner.run_notebooks([str(source)], output_dir=tmp_path / "out", progress_bar=False)
+    err = capfd.readouterr().err
+    assert "without encryption" not in err
+    assert "WARNING" not in err
+
+
+@pytest.mark.slow
+def test_a_failed_cell_is_named_as_jupyterlab_shows_it(tmp_path):
+    source = make_notebook(tmp_path / "01_fails.ipynb", "x = 1", "y = 10 / divisor")
+    with pytest.raises(NotebookFailed) as exc:
+        runner.run_notebooks(
+            [str(source)], {"divisor": 0}, output_dir=tmp_path / "out", progress_bar=False
+        )
+    kept = nbformat.read(tmp_path / "out" / "01_fails.ipynb", as_version=4)
+    [failed] = [c for c in kept.cells if any(o.get("ename") for o in c.get("outputs", []))]
+    # parameters [1], injected parameters [2], x = 1 [3], the division [4].
+    assert failed.execution_count == 4 == exc.value.execution_count
+    assert "01_fails.ipynb, cell In [4]: ZeroDivisionError: division by zero" in str(exc.value)
+    # papermill's banner at the top of the kept notebook names the same cell.
+    assert "In [4]" in kept.cells[0].source
+
+
+def test_a_cells_error_is_one_short_line():
+    frame = "     mean radius  mean texture\n0   17.99  10.38\n"
+    dump = f"Failed to enforce schema of data '{frame}' with schema 's'. Error: missing ['ash']"
+    assert runner.error_line(dump) == (
+        "the data does not fit the model's input schema: missing ['ash']"
+    )
+    assert runner.error_line("first\nsecond") == "first"
+    assert len(runner.error_line("x" * 2000)) == runner.MAX_ERROR_LINE
+    assert runner.error_line("") == ""
+
+
+def test_a_failure_without_an_execution_count_is_named_by_position():
+    err = NotebookFailed("02.ipynb", 6, "KeyError", "'a'", "out/02.ipynb")
+    assert str(err).startswith("02.ipynb, cell #7: KeyError")

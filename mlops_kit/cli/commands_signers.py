@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlops_kit.cli._common import AddCommand, add_actor, project
+
 EXAMPLES = """\
-examples:
-  mlops-kit signers list
-  mlops-kit signers add carol ~/carol.pub --as alice --key ~/.ssh/id_ed25519
-  mlops-kit signers demo alice bob          # labelled demo keys in the state dir
-  mlops-kit signers verify 20261202-      # re-check a request's signatures
+mlops-kit signers list
+mlops-kit signers add carol ~/carol.pub --as alice --key ~/.ssh/id_ed25519
+mlops-kit signers demo alice bob
+mlops-kit signers verify 20261202-120000-wine-classifier-v3
 """
 
 
-def add_parser(add: Callable[..., argparse.ArgumentParser], project: Callable[..., Any]) -> None:
-    """Register the ``signers`` command on the subparser factory ``add``."""
+def register(add: AddCommand) -> None:
+    """Add ``signers``: list, add, demo keys, verify a request's signatures."""
     sig = add(
         "signers",
-        help="who may sign approvals: list, add, demo keys, verify a request",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "who may sign approvals: list, add, demo keys, verify a request",
+        EXAMPLES,
+        lambda args: run(args, project(args)),
     )
     sig.add_argument(
         "action", choices=["list", "add", "demo", "verify"], help="what to do (see examples)"
@@ -32,11 +32,10 @@ def add_parser(add: Callable[..., argparse.ArgumentParser], project: Callable[..
         nargs="*",
         help="add: NAME PUBLIC_KEY_FILE; demo: names to create demo keys for; verify: REQUEST",
     )
-    sig.add_argument("--as", dest="actor", help="who makes the change (default: login name)")
+    add_actor(sig, "who makes the change (default: $MLOPS_KIT_ACTOR or login)")
     sig.add_argument(
         "--key", help="your private key, to sign the addition (default: $MLOPS_KIT_SIGNING_KEY)"
     )
-    sig.set_defaults(handler=lambda args: run(args, project(args)))
 
 
 def run(args: argparse.Namespace, project: Any) -> int:
