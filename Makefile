@@ -22,14 +22,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[$(TEST_EXTRAS)]"
 	@touch $@ $(VENV)/.installed-demo
 
-## demo: run the whole pipeline on the embedded default (state in .mlops/, reports in build/)
+## demo: run the whole pipeline on the embedded default (mlops.yaml; state in .mlops/, reports in build/)
 # Staging is load-tested before the review (the verdict joins the request's evidence); alice
 # requests the promotion, bob approves it headlessly (four-eyes holds); production is
 # load-tested after the rollout.
 demo: $(VENV)/.installed-demo
-	MLOPS_KIT_ACTOR=alice $(BIN)/mlops-kit run --config examples/mlops.yaml 01 02 04 03 \
+	MLOPS_KIT_ACTOR=alice $(BIN)/mlops-kit run 01 02 04 03 \
 		-p approve=true -p approver=bob -p comment="approved by make demo"
-	$(BIN)/mlops-kit run --config examples/mlops.yaml 04 -p environment=production \
+	$(BIN)/mlops-kit run 04 -p environment=production \
 		-o build/notebooks/production
 
 ## seldon-env: the seldon-core environment of the custom flavour (tests make it when missing)
@@ -56,9 +56,9 @@ docs: $(VENV)/.installed-demo
 
 ## down: stop every server the demo started
 down: $(VENV)/.installed-demo
-	$(BIN)/mlops-kit down --config examples/mlops.yaml
+	$(BIN)/mlops-kit down
 
 ## clean: stop servers, remove state, reports and the virtual environment
 clean:
-	-test -x $(BIN)/mlops-kit && $(BIN)/mlops-kit down --config examples/mlops.yaml
+	-test -x $(BIN)/mlops-kit && $(BIN)/mlops-kit down
 	rm -rf .mlops build $(VENV) .venv-seldon .pytest_cache .mypy_cache .ruff_cache

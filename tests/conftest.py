@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import EXAMPLE_CONFIG, NOTEBOOKS, REPO  # noqa: F401 - re-exported
+from tests.support import DEMO_CONFIG, NOTEBOOKS, REPO  # noqa: F401 - re-exported
 
 
 @pytest.fixture(autouse=True)

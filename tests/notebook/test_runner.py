@@ -87,7 +87,7 @@ def test_cli_parameters_are_read_as_yaml(text, expected):
 
 
 def test_cli_bad_parameter_exits_non_zero_with_one_line(tmp_path):
-    from tests.support import EXAMPLE_CONFIG, REPO
+    from tests.support import DEMO_CONFIG, REPO
 
     proc = subprocess.run(
         [
@@ -95,7 +95,7 @@ def test_cli_bad_parameter_exits_non_zero_with_one_line(tmp_path):
             "-m",
             "mlops_kit.cli",
             "--config",
-            str(EXAMPLE_CONFIG),
+            str(DEMO_CONFIG),
             "run",
             "-p",
             "dataset=nope",
