@@ -427,4 +427,5 @@ def _check_yaml(path: Path | None) -> None:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{_shown(path)} is not valid YAML: {exc}".replace("\n", " ")) from None
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{_shown(path)} must hold a mapping of settings, not {type(data).__name__}")
+        kind = type(data).__name__
+        raise ConfigError(f"{_shown(path)} must hold a mapping of settings, not {kind}")

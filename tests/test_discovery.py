@@ -121,3 +121,88 @@ def test_a_missing_named_file_is_an_error_and_names_it(tmp_path, monkeypatch):
 def test_the_project_file_survives_a_copy(root):
     settings = load_settings(root / "mlops.yaml")
     assert settings.model_copy(update={"model_name": "x"}).project_file == root / "mlops.yaml"
+
+
+# -- what changes an environment needs a project file ------------------------------------------
+
+
+def _deploy(project):
+    from mlops_kit.gitops.deploy import deploy
+
+    deploy(project, "staging", 1)
+
+
+def _sync(project):
+    from mlops_kit.gitops.sync import sync
+
+    sync(project, "staging")
+
+
+def _follow(project):
+    from mlops_kit.registry.controller import follow
+
+    follow(project, "staging")
+
+
+def _setup(project):
+    from mlops_kit.targets import setup
+
+    setup.setup(project)
+
+
+def _promotions(project):
+    from mlops_kit.promote.promotion import Promotions
+
+    Promotions(project)
+
+
+@pytest.mark.parametrize(
+    ("call", "action"),
+    [
+        (_deploy, "deploying to staging"),
+        (_sync, "syncing staging"),
+        (_follow, "following staging"),
+        (_setup, "setting up the environments"),
+        (_promotions, "working with promotions"),
+    ],
+    ids=lambda v: getattr(v, "__name__", v),
+)
+def test_what_changes_an_environment_refuses_without_a_project_file(tmp_path, call, action):
+    from mlops_kit.project import Project
+
+    project = Project.load()
+    with pytest.raises(ConfigError, match=f"^{action} needs a project file.*{tmp_path}"):
+        call(project)
+    assert not (tmp_path / ".mlops" / "gitops").exists(), "nothing is created before refusing"
+
+
+def test_the_cli_refuses_to_approve_outside_a_project(tmp_path, capsys):
+    from mlops_kit.cli import main
+
+    assert main(["approve", "some-request", "--as", "carol"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: working with promotions needs a project file")
+    assert f"no mlops.yaml in {tmp_path}" in err and "$MLOPS_KIT_CONFIG is not set" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_the_discovered_policy_holds_without_config_from_a_subdirectory(
+    tmp_path, monkeypatch, wine, capsys
+):
+    """The issue's case: `approve --as carol` without --config rolled production out."""
+    from mlops_kit.cli import main
+    from mlops_kit.project import Project
+    from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.train.training import train_and_register, training_params
+    from tests.support import DEMO_CONFIG
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "mlops.yaml").write_text(DEMO_CONFIG.read_text())
+    monkeypatch.chdir(tmp_path / "notebooks")
+    project = Project.load()
+    assert project.state_dir == tmp_path / ".mlops"
+    train_and_register(project, wine, training_params(n_estimators=5))
+    request = Promotions(project).open(1, requested_by="alice")
+    assert main(["approve", request.id, "--as", "carol"]) != 0
+    assert "'carol' may not decide" in capsys.readouterr().err
+    assert Promotions(project).get(request.id).status == "pending"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from mlops_kit import targets
 from mlops_kit.gitops.repository import GitOpsRepo
+from mlops_kit.settings import require_project
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
@@ -75,6 +76,7 @@ def sync(
     started = time.perf_counter()
     settings = project.settings
     settings.environment(environment)
+    require_project(settings, f"syncing {environment}")
     repo = repo or GitOpsRepo.from_settings(settings)
     repo.ensure()
     desired = {spec.model_name: spec for spec in repo.read(environment)}

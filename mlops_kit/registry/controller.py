@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlops_kit.gitops.deploy import DeployResult, deploy
 from mlops_kit.registry.events import AliasEvent, AliasEventSource, alias_events
+from mlops_kit.settings import require_project
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
@@ -39,6 +40,7 @@ def follow(
     logged and the loop goes on; the next move (or ``mlops-kit sync``) can repair it.
     """
     project.settings.environment(environment)
+    require_project(project.settings, f"following {environment}")
     stop = stop or threading.Event()
     src = source or alias_events(project, aliases=(environment,), interval=interval)
     with src:

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from mlops_kit.notebook import runner
-from tests.support import NOTEBOOKS
+from tests.support import NOTEBOOKS, write_project
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 
@@ -49,6 +49,7 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
     from mlops_kit.registry.client import Registry
     from mlops_kit.targets import for_environment
 
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
     names = [str(p) for p in ALL if p.name[:2] in {"01", "02", "03"}]
@@ -73,6 +74,7 @@ def test_notebook_03_does_not_wait_without_a_decision(tmp_path, monkeypatch, ser
     from mlops_kit.project import Project
     from mlops_kit.promote.promotion import Promotions
 
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
     names = [str(p) for p in ALL if p.name[:2] in {"01", "02", "03"}]
@@ -93,6 +95,7 @@ def test_notebook_03_does_not_wait_without_a_decision(tmp_path, monkeypatch, ser
 def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch, servers):
     from testbook import testbook
 
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
     path = NOTEBOOKS / "02_create_pipeline.ipynb"
     nb = nbformat.read(path, as_version=4)

@@ -8,6 +8,7 @@ from mlops_kit import errors
 from mlops_kit.cli import main, parse_parameter
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
 from mlops_kit.notebook import runner
+from tests.support import write_project
 
 
 def make_notebook(path, *cells):
@@ -162,7 +163,8 @@ def test_a_cell_raising_request_not_found_exits_2(tmp_path):
     assert (exc.value.ename, exc.value.exit_code) == ("RequestNotFound", 2)
 
 
-def test_a_cli_command_raising_request_not_found_exits_2(capsys):
+def test_a_cli_command_raising_request_not_found_exits_2(tmp_path, capsys):
+    write_project(tmp_path)
     assert main(["approve", "no-such-request", "--as", "bob"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no promotion request 'no-such-request'")
