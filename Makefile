@@ -3,8 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= $(shell scripts/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_EXTRAS := load
-TEST_EXTRAS := dev,load,kubernetes,sagemaker
+DEMO_EXTRAS := load,lab
+TEST_EXTRAS := dev,load,lab,kubernetes,sagemaker
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast lint docs clean down seldon-env
