@@ -111,3 +111,37 @@ def test_init_ignores_what_it_writes(tmp_path):
     settings = load_settings(tmp_path / "mlops.yaml")
     for path in (settings.state_dir, settings.reports_dir):
         assert f"{Path(path).relative_to(tmp_path).parts[0]}/" in ignored
+
+
+@pytest.mark.slow
+def test_init_then_run_01_02_in_an_empty_directory_outside_the_checkout(tmp_path):
+    """`mlops-kit init && mlops-kit run 01 02` with the installed toolkit, nothing set by hand."""
+    import os
+    import subprocess
+    import sys
+
+    from mlops_kit.targets.local import stop_all
+    from tests.support import REPO
+
+    repo = tmp_path / "model-repo"
+    repo.mkdir()
+    assert REPO not in repo.parents
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_KIT_")}
+    cli = [sys.executable, "-m", "mlops_kit.cli"]
+
+    def mlops_kit(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cli, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    try:
+        init = mlops_kit("init")
+        assert init.returncode == 0, init.stderr
+        run = mlops_kit("run", "01", "02")
+        assert run.returncode == 0, run.stderr[-3000:]
+    finally:
+        stop_all(repo / ".mlops")
+    assert "01_setup_cluster.ipynb: ok" in run.stdout
+    assert "02_create_pipeline.ipynb: ok" in run.stdout
+    assert (repo / "build" / "notebooks" / "02_create_pipeline.html").is_file()
+    assert (repo / ".mlops" / "gitops").is_dir()

@@ -2,6 +2,8 @@
 
 import ast
 import json
+import os
+import shutil
 
 import nbformat
 import pytest
@@ -110,3 +112,54 @@ def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch, servers):
         assert tb.value("params.n_estimators") == 15
         assert tb.value("verdict.passed") is True
         assert tb.value("result.version") == "1"
+
+
+@pytest.mark.slow
+def test_notebook_03_run_as_jupyterlab_runs_it_finds_the_project(tmp_path, monkeypatch):
+    """After the demo, `mlops-kit run 02` as alice; then notebook 03 with its kernel in
+    notebooks/ and no MLOPS_KIT_* variable (papermill's cwd, as JupyterLab runs kernels),
+    approved by bob: production serves the new version."""
+    import papermill
+
+    from mlops_kit.project import Project
+    from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.registry.client import Registry
+    from mlops_kit.targets import for_environment
+    from mlops_kit.targets.local import stop_all
+    from tests.support import DEMO_CONFIG
+
+    root = tmp_path / "demo"
+    (root / "notebooks").mkdir(parents=True)
+    for path in ALL:
+        shutil.copy(path, root / "notebooks" / path.name)
+    shutil.copy(DEMO_CONFIG, root / "mlops.yaml")  # state_dir: .mlops, relative to it
+    monkeypatch.chdir(root)
+    params = {"n_estimators": 20}
+    try:
+        monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
+        runner.run_notebooks(["01", "02"], params, progress_bar=False)
+        project = Project.load()
+        (first,) = Promotions(project).pending()
+        Promotions(project).approve(first.id, "bob")  # the demo's headless approval
+        runner.run_notebooks(["02"], params, progress_bar=False)
+        monkeypatch.delenv("MLOPS_KIT_ACTOR")
+        assert not [k for k in os.environ if k.startswith("MLOPS_KIT_")]
+
+        papermill.execute_notebook(
+            str(root / "notebooks" / "03_promote_model.ipynb"),
+            str(tmp_path / "03_promote_model.ipynb"),
+            parameters={"approve": True, "approver": "bob", "comment": "from notebooks/"},
+            cwd=str(root / "notebooks"),
+            progress_bar=False,
+        )
+        assert not (root / "notebooks" / ".mlops").exists(), "no state beside the kernel"
+        production = for_environment(project.settings, "production").status(project.model_name)
+        assert production.version == "2"
+        assert Registry(project).by_alias("production").version == "2"
+        requests = Promotions(project).all()
+        assert [(r.candidate, r.status, r.approvers) for r in requests] == [
+            ("1", "rolled_out", ["bob"]),
+            ("2", "rolled_out", ["bob"]),
+        ]
+    finally:
+        stop_all(root / ".mlops")
