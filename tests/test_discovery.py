@@ -138,6 +138,12 @@ def _sync(project):
     sync(project, "staging")
 
 
+def _watch(project):
+    from mlops_kit.gitops.sync import watch
+
+    watch(project, "staging", max_iterations=1)
+
+
 def _follow(project):
     from mlops_kit.registry.controller import follow
 
@@ -161,6 +167,7 @@ def _promotions(project):
     [
         (_deploy, "deploying to staging"),
         (_sync, "syncing staging"),
+        (_watch, "syncing staging"),
         (_follow, "following staging"),
         (_setup, "setting up the environments"),
         (_promotions, "working with promotions"),

@@ -115,8 +115,10 @@ def watch(
 ) -> None:
     """Reconcile every ``interval`` seconds until ``stop`` is set (self-heal).
 
-    A failed round is logged and retried on the next one; it never ends the loop.
+    A failed round is logged and retried on the next one; it never ends the loop. Without a
+    project file it refuses at once (ConfigError), before the first round.
     """
+    require_project(project.settings, f"syncing {environment}")
     stop = stop or threading.Event()
     repo = GitOpsRepo.from_settings(project.settings)
     target = targets.for_environment(project.settings, environment)

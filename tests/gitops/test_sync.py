@@ -158,7 +158,11 @@ def test_removed_from_the_repo_is_deleted(pipeline):
 def test_cli_sync_watch_and_down(pipeline):
     project, _ = pipeline
     deploy(project, "staging", 2)
-    env = {**os.environ, "MLOPS_KIT_STATE_DIR": str(project.state_dir)}
+    env = {
+        **os.environ,
+        "MLOPS_KIT_CONFIG": str(project.settings.project_file),
+        "MLOPS_KIT_STATE_DIR": str(project.state_dir),
+    }
     target = for_environment(project.settings, "staging")
     pgid = target.server(project.model_name).pgid
     watcher = subprocess.Popen(
