@@ -318,9 +318,7 @@ def cmd_seldon_env(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from mlops_kit.scaffold import init
 
-    written = init(args.directory, ci=args.ci)
-    for path in written:
-        print(f"wrote {path}")
+    print("\n".join(f"wrote {path}" for path in init(args.directory, ci=args.ci)))
     print(f"next: cd {args.directory} && mlops-kit run 01 02, or mlops-kit lab to open it")
     return 0
 
@@ -329,10 +327,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from mlops_kit.notebook.lab import exec_lab, lab_command
     from mlops_kit.settings import load_settings
 
-    extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
-    command = lab_command(
-        load_settings(args.config), args.port, open_browser=not args.no_browser, extra_args=extra
-    )
+    settings, browser = load_settings(args.config), not args.no_browser
+    command = lab_command(settings, args.port, open_browser=browser, extra_args=args.jupyter_args)
     print(f"JupyterLab on 127.0.0.1 at {command.cwd} (Ctrl-C to stop)", flush=True)
     exec_lab(command)
     return 0
@@ -470,26 +466,16 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--toolkit-spec", default="mlops-kit", help="pip requirement, path or git URL")
     ci.add_argument("--force", action="store_true", help="overwrite existing files")
     ci.set_defaults(handler=cmd_ci)
-
-    ini = add(
-        "init",
-        help="scaffold a model repository: mlops.yaml, notebooks, .gitignore, CI pipeline",
-        epilog="example: mlops-kit init churn-model --ci github",
-    )
+    ini = add("init", help="scaffold a model repository: mlops.yaml, notebooks, .gitignore, CI",
+              epilog="example: mlops-kit init churn-model --ci github")  # fmt: skip
     ini.add_argument("directory", nargs="?", default=".", help="where (default: here)")
     ini.add_argument("--ci", choices=["github", "gitlab", "jenkins"], help="add this CI pipeline")
     ini.set_defaults(handler=cmd_init)
-
-    lab = add(
-        "lab",
-        help="open the project in JupyterLab (127.0.0.1, the project's settings)",
-        epilog="example: mlops-kit lab --port 8890 -- --ServerApp.token=secret",
-    )
+    lab = add("lab", help="open the project in JupyterLab (127.0.0.1, the project's settings)",
+              epilog="example: mlops-kit lab --port 8890 -- --ServerApp.token=secret")  # fmt: skip
     lab.add_argument("--port", type=int, help="serve on this port (default: 8888 or the next)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    lab.add_argument(
-        "jupyter_args", nargs=argparse.REMAINDER, help="after --: arguments for jupyter lab"
-    )
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="after --: jupyter's own")
     lab.set_defaults(handler=cmd_lab)
     return parser
 

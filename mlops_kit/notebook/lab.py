@@ -40,7 +40,8 @@ def lab_command(
     Serves the project's root on 127.0.0.1 only (``port``: that port or fail; None: Jupyter's
     default, 8888 or the next free one), with ``--allow-root`` when running as root (CI
     containers) and ``$MLOPS_KIT_CONFIG`` set for the kernels. ``extra_args`` go to JupyterLab
-    as they are. Needs a project file and JupyterLab (``pip install 'mlops-kit[lab]'``).
+    as they are (a leading ``--``, which separates them on the command line, is dropped).
+    Needs a project file and JupyterLab (``pip install 'mlops-kit[lab]'``).
     """
     project_file = require_project(settings, "opening the project in JupyterLab")
     if importlib.util.find_spec("jupyterlab") is None:
@@ -55,7 +56,8 @@ def lab_command(
         argv.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         argv.append("--allow-root")
-    argv += list(extra_args)
+    extra = list(extra_args)
+    argv += extra[1:] if extra[:1] == ["--"] else extra
     env = {**os.environ, CONFIG_VARIABLE: str(project_file)}
     return LabCommand(argv, root, env)
 

@@ -29,7 +29,7 @@ def test_lab_serves_the_project_root_on_loopback_with_its_project_file(settings,
 
 
 def test_no_port_leaves_the_choice_to_jupyter_and_extra_arguments_come_last(settings):
-    command = lab.lab_command(settings, extra_args=["--ServerApp.token=t"])
+    command = lab.lab_command(settings, extra_args=["--", "--ServerApp.token=t"])
     assert not [a for a in command.argv if a.startswith("--port")]
     assert "--no-browser" not in command.argv
     assert command.argv[-1] == "--ServerApp.token=t"
