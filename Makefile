@@ -3,8 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= $(shell scripts/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_EXTRAS := load
-TEST_EXTRAS := dev,load,kubernetes,sagemaker
+DEMO_EXTRAS := load,lab
+TEST_EXTRAS := dev,load,lab,kubernetes,sagemaker
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast lint docs clean down seldon-env
@@ -22,17 +22,17 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[$(TEST_EXTRAS)]"
 	@touch $@ $(VENV)/.installed-demo
 
-## demo: run the whole pipeline on the embedded default (state in .mlops/, reports in build/)
+## demo: run the whole pipeline on the embedded default (mlops.yaml; state in .mlops/, reports in build/)
 # Staging is load-tested before the review (the verdict joins the request's evidence); alice
 # requests the promotion, bob approves it headlessly, signed with his demo key (two labelled
 # demo keys in .mlops/keys, listed in the GitOps repo's allowed_signers); production is
 # load-tested after the rollout.
 demo: $(VENV)/.installed-demo
-	$(BIN)/mlops-kit signers demo alice bob --config examples/mlops.yaml --as demo
-	MLOPS_KIT_ACTOR=alice $(BIN)/mlops-kit run --config examples/mlops.yaml 01 02 04 03 \
+	$(BIN)/mlops-kit signers demo alice bob --as demo
+	MLOPS_KIT_ACTOR=alice $(BIN)/mlops-kit run 01 02 04 03 \
 		-p approve=true -p approver=bob -p comment="approved by make demo" \
 		-p signing_key=$(CURDIR)/.mlops/keys/bob.demo-key
-	$(BIN)/mlops-kit run --config examples/mlops.yaml 04 -p environment=production \
+	$(BIN)/mlops-kit run 04 -p environment=production \
 		-o build/notebooks/production
 
 ## seldon-env: the seldon-core environment of the custom flavour (tests make it when missing)
@@ -59,9 +59,9 @@ docs: $(VENV)/.installed-demo
 
 ## down: stop every server the demo started
 down: $(VENV)/.installed-demo
-	$(BIN)/mlops-kit down --config examples/mlops.yaml
+	$(BIN)/mlops-kit down
 
 ## clean: stop servers, remove state, reports and the virtual environment
 clean:
-	-test -x $(BIN)/mlops-kit && $(BIN)/mlops-kit down --config examples/mlops.yaml
+	-test -x $(BIN)/mlops-kit && $(BIN)/mlops-kit down
 	rm -rf .mlops build $(VENV) .venv-seldon .pytest_cache .mypy_cache .ruff_cache

@@ -70,12 +70,16 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
 
 
 def train_model(state_dir: Path):
-    """Register one wine model in a fresh project; returns (project, version, local path)."""
+    """Register one wine model in a fresh project (its project file beside ``state_dir``);
+    returns (project, version, local path, data)."""
     from mlops_kit.project import Project
     from mlops_kit.registry.client import Registry
     from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
-    project = Project.load(state_dir=state_dir)
+    project_file = state_dir.parent / "mlops.yaml"
+    project_file.parent.mkdir(parents=True, exist_ok=True)
+    project_file.write_text(f"state_dir: {state_dir.name}\n")
+    project = Project.load(project_file)
     data = load_dataset("wine")
     result = train_and_register(project, data, training_params(n_estimators=100))
     return project, result.version, Registry(project).local_path(result.version), data

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Project:
-    """Settings resolved against the working directory, and lazy handles on the registry."""
+    """Settings (paths resolved against the project's root), and lazy handles on the registry."""
 
     settings: Settings
 

@@ -3,6 +3,11 @@
 Precedence, highest first: keyword overrides, environment variables (``MLOPS_KIT_STATE_DIR``,
 nested fields with ``__`` as in ``MLOPS_KIT_GATES__MIN_VALUE``), the project file, defaults.
 A bad value stops loading with one message naming the field.
+
+The project file is found the way git finds ``.git``: the one named (``--config``, then
+``$MLOPS_KIT_CONFIG``), else the nearest ``mlops.yaml`` from the working directory upwards.
+Its directory is the project's root: relative paths in the file, and the default paths
+(``.mlops``, ``build/notebooks``), are relative to it, whatever the working directory.
 """
 
 from __future__ import annotations
@@ -12,7 +17,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,10 +34,18 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from mlops_kit.discovery import (
+    PATH_OR_URL,
+    PROJECT_FILE,
+    Discovery,
+    anchor_data,
+    anchor_defaults,
+    discover,
+)
 from mlops_kit.errors import ConfigError
 
 ENV_PREFIX = "MLOPS_KIT_"
-DEFAULT_CONFIG = "mlops.yaml"
+DEFAULT_CONFIG = PROJECT_FILE
 DATASETS = ("wine", "iris", "breast_cancer", "digits")
 MODEL_TYPES = ("random_forest", "gradient_boosting", "logistic_regression")
 
@@ -216,8 +237,9 @@ class LoadTestSettings(_Section):
 class GitOpsSettings(_Section):
     """Where the GitOps repository lives."""
 
-    remote: str | None = None
-    """A git URL or path; None creates a bare repository inside the state directory."""
+    remote: Annotated[str | None, PATH_OR_URL] = None
+    """A git URL or path (relative to the project file); None: a bare repository in the state
+    directory."""
     branch: str = "main"
     """The branch the environments are read from."""
     manifest: Literal["seldon-v1", "seldon-v2"] = "seldon-v1"
@@ -225,7 +247,7 @@ class GitOpsSettings(_Section):
 
 
 class Settings(BaseSettings):
-    """Everything a project configures. See ``examples/mlops.yaml``."""
+    """Everything a project configures. See the demo project's ``mlops.yaml``."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -292,12 +314,28 @@ class Settings(BaseSettings):
                 )
         return envs
 
+    _project_file: Path | None = PrivateAttr(default=None)
+    _discovery: Discovery | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
-        # Relative paths stay relative to the working directory, as every command runs there.
-        self.state_dir = self.state_dir.expanduser()
-        self.reports_dir = self.reports_dir.expanduser()
+        # With a project file every path is absolute: values from the file were anchored to
+        # its directory when it was read, defaults are anchored here, values from variables
+        # and keywords to the working directory they were given in. Without one, paths stay
+        # relative to the working directory, as before there were project roots.
+        config = _config_path.get()
+        anchor_defaults(self, config.parent if config is not None else None)
         return self
+
+    @property
+    def project_file(self) -> Path | None:
+        """The project file these settings were read from (absolute); None: none was found."""
+        return self._project_file
+
+    @property
+    def project_dir(self) -> Path | None:
+        """The project's root: the project file's directory; None without a project file."""
+        return self._project_file.parent if self._project_file is not None else None
 
     @classmethod
     def settings_customise_sources(
@@ -311,7 +349,7 @@ class Settings(BaseSettings):
         path = _config_path.get()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path is not None:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+            sources.append(_ProjectFile(settings_cls, path))
         return tuple(sources)
 
     def environment(self, name: str) -> EnvironmentSettings:
@@ -357,34 +395,69 @@ def _given(err: Any) -> str:
 
 
 def find_config(config: str | os.PathLike[str] | None) -> Path | None:
-    """The project file to read: the one named, ``$MLOPS_KIT_CONFIG``, or ``./mlops.yaml``."""
-    if config is None:
-        config = os.environ.get(f"{ENV_PREFIX}CONFIG") or None
-    if config is not None:
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        return path
-    default = Path(DEFAULT_CONFIG)
-    return default if default.is_file() else None
+    """The project file to read (see :func:`discover`), or None when there is none."""
+    return discover(config).file
 
 
 def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Read settings from the project file, the environment and ``overrides``."""
-    path = find_config(config)
+    found = discover(config)
+    path = found.file
     token = _config_path.set(path)
     try:
         _check_yaml(path)
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        source = str(path) if path else "settings"
+        source = _shown(path) if path else "settings"
         raise ConfigError(describe_validation_error(exc, source)) from None
     except SettingsError as exc:  # e.g. a variable holding invalid JSON
         raise ConfigError(f"invalid settings: {exc}") from None
     finally:
         _config_path.reset(token)
+    settings._project_file = path
+    settings._discovery = found
     _check_loaded(settings, path, overrides)
     return settings
+
+
+def require_project(settings: Settings, action: str) -> Path:
+    """The project file, or a ConfigError saying that ``action`` needs one and where none was.
+
+    Everything that changes an environment calls it first: built-in defaults name no
+    approvers, and a promotion must never fall back to "anyone may approve" because the
+    command ran in a directory without a project file.
+    """
+    if settings.project_file is not None:
+        return settings.project_file
+    if settings._discovery is not None:
+        looked = settings._discovery.describe()
+    else:
+        looked = "these settings were not loaded from a project file"
+    raise ConfigError(
+        f"{action} needs a project file, and none was found: {looked}; "
+        f"create one with `mlops-kit init` or name one with --config / ${ENV_PREFIX}CONFIG"
+    )
+
+
+class _ProjectFile(YamlConfigSettingsSource):
+    """The project file, with its relative paths anchored to its directory."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        # Set before super().__init__, which reads the file.
+        self._base, self._model = path.parent, settings_cls
+        super().__init__(settings_cls, yaml_file=path)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        data = super()._read_file(file_path)
+        return anchor_data(self._model, data, self._base) if isinstance(data, dict) else data
+
+
+def _shown(path: Path) -> str:
+    # As the user would type it: relative to the working directory when inside it.
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _check_yaml(path: Path | None) -> None:
@@ -395,16 +468,17 @@ def _check_yaml(path: Path | None) -> None:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+        raise ConfigError(f"{_shown(path)} is not valid YAML: {exc}".replace("\n", " ")) from None
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+        kind = type(data).__name__
+        raise ConfigError(f"{_shown(path)} must hold a mapping of settings, not {kind}")
 
 
 def _check_loaded(settings: Settings, path: Path | None, overrides: dict[str, Any]) -> None:
     """What a field's type cannot say: a project file names its model; targets exist."""
     from mlops_kit import targets
 
-    source = str(path) if path else "settings"
+    source = _shown(path) if path else "settings"
     if path is not None and "model_name" not in overrides:
         import yaml
 

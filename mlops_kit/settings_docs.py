@@ -26,11 +26,12 @@ PREAMBLE = """\
 
 <!-- Generated from mlops_kit/settings.py by `make docs`; edit the field docstrings there. -->
 
-mlops-kit reads one project file, `mlops.yaml` (or the file named by `--config` /
-`MLOPS_KIT_CONFIG`), then `MLOPS_KIT_*` environment variables, which win. Nested fields use
-`__`: `MLOPS_KIT_GATES__MIN_VALUE=0.9`; a whole section or list may also be given as JSON, e.g.
-`MLOPS_KIT_ENVIRONMENTS='[{"name": "staging", "kind": "staging"}]'`. `examples/mlops.yaml` is a
-complete example.
+mlops-kit reads one project file, the file named by `--config` / `MLOPS_KIT_CONFIG`, else the
+nearest `mlops.yaml` in the working directory or a directory above it (as git finds `.git`),
+then `MLOPS_KIT_*` environment variables, which win. Nested fields use `__`:
+`MLOPS_KIT_GATES__MIN_VALUE=0.9`; a whole section or list may also be given as JSON, e.g.
+`MLOPS_KIT_ENVIRONMENTS='[{"name": "staging", "kind": "staging"}]'`. The demo's `mlops.yaml` at
+the repository's root is a complete example; `mlops-kit init` writes a commented one.
 
 A bad value stops loading with one line naming the field, e.g.
 `invalid settings in mlops.yaml: gates.min_value: Input should be less than or equal to 1 (got 2)`.
@@ -38,8 +39,12 @@ A bad value stops loading with one line naming the field, e.g.
 Notebook parameters never carry secrets: papermill stores every parameter twice in the executed
 notebook. Credentials come from the environment (AWS, kubeconfig, git credentials).
 
-`state_dir` and `reports_dir` may start with `~`; relative paths are relative to the working
-directory the command runs in.
+The project file's directory is the project's root: relative paths in the file (`state_dir`,
+`reports_dir`, `serving.custom_code_dir`, a local `gitops.remote`, …) and the default paths are
+relative to it, whatever directory a command or a notebook's kernel runs in; relative paths in
+`MLOPS_KIT_*` variables are relative to the working directory. Paths may start with `~`.
+Commands that change an environment (deploy, sync, follow, request, approve, reject, rollback,
+setup) refuse to run without a project file: the built-in defaults name no approvers.
 """
 
 _HEADER = "| key | type | default | environment variable | description |\n|---|---|---|---|---|"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import EXAMPLE_CONFIG, NOTEBOOKS, REPO  # noqa: F401 - re-exported
+from tests.support import DEMO_CONFIG, NOTEBOOKS, REPO, write_project  # noqa: F401 - re-exported
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +19,10 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.chdir(tmp_path)
+    # Project discovery walks up from the working directory: a project file above the test
+    # directories (written into the session's base directory) would be found by every test.
+    stray = [p / "mlops.yaml" for p in tmp_path.parents if (p / "mlops.yaml").is_file()]
+    assert not stray, f"a project file above the test directories: {stray}"
 
 
 @pytest.fixture
@@ -27,10 +31,11 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def project(state_dir: Path):
+def project(tmp_path: Path, state_dir: Path):
+    """A project with the built-in defaults, but a project file: what deploying needs."""
     from mlops_kit.project import Project
 
-    return Project.load(state_dir=state_dir)
+    return Project.load(write_project(tmp_path), state_dir=state_dir)
 
 
 @pytest.fixture

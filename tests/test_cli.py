@@ -16,7 +16,7 @@ from mlops_kit.cli._common import BROKEN_PIPE_EXIT
 from mlops_kit.cli.commands_pipeline import parse_parameter
 from mlops_kit.cli.commands_tools import UI_HOST, ui_command
 from mlops_kit.project import Project
-from tests.support import EXAMPLE_CONFIG, REPO
+from tests.support import DEMO_CONFIG, REPO, write_project
 
 CLI = [sys.executable, "-m", "mlops_kit.cli"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -148,7 +148,7 @@ def test_parameters_are_read_as_yaml(text, expected):
 
 def test_bad_parameter_exits_2_with_one_line():
     proc = subprocess.run(
-        [*CLI, "--config", str(EXAMPLE_CONFIG), "run", "-p", "dataset=nope"],
+        [*CLI, "--config", str(DEMO_CONFIG), "run", "-p", "dataset=nope"],
         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -167,7 +167,8 @@ def test_bad_config_exits_2(tmp_path):
     assert proc.stderr.startswith("error: invalid settings in bad.yaml: gates.min_value")
 
 
-def test_a_command_raising_request_not_found_exits_2(capsys):
+def test_a_command_raising_request_not_found_exits_2(tmp_path, capsys):
+    write_project(tmp_path)
     assert main(["approve", "no-such-request", "--as", "bob"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no promotion request 'no-such-request'")
@@ -325,6 +326,7 @@ def test_the_module_and_the_entry_point_are_one_main():
 
 
 def test_interrupt_exits_130_quietly(tmp_path):
+    write_project(tmp_path)
     proc = subprocess.Popen(
         [*CLI, "sync", "staging", "--watch", "--interval", "0.2", "--max-seconds", "60"],
         cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -89,11 +89,13 @@ def test_environment_lookup():
         settings.environment("qa")
 
 
-def test_example_project_file_loads():
-    from tests.support import EXAMPLE_CONFIG
+def test_demo_project_file_loads():
+    from tests.support import DEMO_CONFIG, REPO
 
-    settings = load_settings(EXAMPLE_CONFIG)
+    settings = load_settings(DEMO_CONFIG)
     assert settings.environment("production").approval.approvers == ["alice", "bob"]
+    assert settings.project_file == REPO / "mlops.yaml"
+    assert settings.state_dir == REPO / ".mlops"
 
 
 def test_reports_dir_defaults_to_build_notebooks_and_is_resolved_like_state_dir(
@@ -106,7 +108,7 @@ def test_reports_dir_defaults_to_build_notebooks_and_is_resolved_like_state_dir(
     assert settings.reports_dir == tmp_path / "home" / "reports"
     assert settings.state_dir == tmp_path / "home" / "state"
     monkeypatch.setenv("MLOPS_KIT_REPORTS_DIR", "out")
-    assert load_settings(path).reports_dir == Path("out")
+    assert load_settings(path).reports_dir == tmp_path / "out"
 
 
 def test_every_settings_field_has_a_docstring():

@@ -14,14 +14,22 @@ from collections.abc import Sequence
 from mlops_kit.cli import (
     commands_deploy,
     commands_pipeline,
+    commands_project,
     commands_promote,
     commands_signers,
     commands_tools,
 )
 from mlops_kit.cli._common import PROG, Handler, run, subcommands
 
-GROUPS = (commands_pipeline, commands_deploy, commands_promote, commands_signers, commands_tools)
-CONFIG_HELP = "project file (default: $MLOPS_KIT_CONFIG or mlops.yaml)"
+GROUPS = (
+    commands_project,
+    commands_pipeline,
+    commands_deploy,
+    commands_promote,
+    commands_signers,
+    commands_tools,
+)
+CONFIG_HELP = "project file (default: $MLOPS_KIT_CONFIG, else the nearest mlops.yaml upwards)"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from mlops_kit.errors import PromotionRequired
 from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.gitops.sync import SyncReport, sync
 from mlops_kit.registry.client import Registry
+from mlops_kit.settings import require_project
 from mlops_kit.train.training import TAG_PREFIX
 
 if TYPE_CHECKING:
@@ -78,14 +79,16 @@ def deploy(
     """Commit the version's deployment to the environment's GitOps path, then sync it.
 
     Blocks until the environment serves the version (or raises). Committing a deployment
-    that is already in the repo makes no commit. A production-kind environment is refused
-    (PromotionRequired): it changes only through an approved promotion request.
+    that is already in the repo makes no commit. Without a project file it refuses
+    (ConfigError): see :func:`mlops_kit.settings.require_project`. A production-kind
+    environment is refused (PromotionRequired): it changes only through an approved
+    promotion request.
     """
     from mlops_kit import targets
 
+    require_project(project.settings, f"deploying to {environment}")
     if project.settings.environment(environment).kind == "production":
         raise PromotionRequired(environment, "`deploy`", version)
-
     spec = spec_for(project, environment, version)
     repo = GitOpsRepo.from_settings(project.settings)
     repo.ensure()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from mlops_kit import targets
 from mlops_kit.gitops.repository import GitOpsRepo
+from mlops_kit.settings import require_project
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
@@ -82,6 +83,7 @@ def sync(
     started = time.perf_counter()
     settings = project.settings
     settings.environment(environment)
+    require_project(settings, f"syncing {environment}")
     repo = repo or GitOpsRepo.from_settings(settings)
     repo.ensure()
     desired = {spec.model_name: spec for spec in repo.read(environment)}
@@ -126,8 +128,10 @@ def watch(
 ) -> None:
     """Reconcile every ``interval`` seconds until ``stop`` is set (self-heal).
 
-    A failed round is logged and retried on the next one; it never ends the loop.
+    A failed round is logged and retried on the next one; it never ends the loop. Without a
+    project file it refuses at once (ConfigError), before the first round.
     """
+    require_project(project.settings, f"syncing {environment}")
     stop = stop or threading.Event()
     repo = GitOpsRepo.from_settings(project.settings)
     target = targets.for_environment(project.settings, environment)

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlops_kit import errors, redact
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
-from mlops_kit.settings import load_settings
+from mlops_kit.settings import Settings, load_settings
 from mlops_kit.train.schema import schema_reason
 from mlops_kit.train.training import PIPELINE_RUN_ENV
 
@@ -31,18 +31,37 @@ class NotebookRun:
     parameters: dict[str, Any]
 
 
-def notebooks_dir() -> Path:
-    """``./notebooks`` when it exists (a checkout or a model repo), else the packaged copies."""
-    local = Path("notebooks")
-    if local.is_dir():
-        return local
-    return Path(str(resources.files("mlops_kit") / "_notebooks"))
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
 
-def resolve(names: Sequence[str]) -> list[Path]:
-    """Paths for notebook names: a path, a file name, or a prefix such as ``02``."""
-    folder = notebooks_dir()
-    available = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+def shipped_notebooks() -> Path:
+    """The pipeline notebooks that come with the toolkit.
+
+    A wheel carries them as package data (``mlops_kit/_notebooks``); a source checkout or an
+    editable install has them in the checkout's ``notebooks/``.
+    """
+    packaged = Path(str(resources.files("mlops_kit") / "_notebooks"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def notebooks_dir(settings: Settings | None = None) -> Path:
+    """The project's own ``notebooks/`` (beside its project file) when it holds numbered
+    notebooks, else the notebooks shipped with the toolkit."""
+    settings = settings if settings is not None else load_settings()
+    if settings.project_dir is not None:
+        own = settings.project_dir / "notebooks"
+        if any(own.glob(NOTEBOOK_GLOB)):
+            return own
+    return shipped_notebooks()
+
+
+def resolve(names: Sequence[str], folder: Path | None = None) -> list[Path]:
+    """Paths for notebook names: a path, a file name, or a prefix such as ``02``, looked up
+    in ``folder`` (default: :func:`notebooks_dir`)."""
+    folder = folder if folder is not None else notebooks_dir()
+    available = sorted(folder.glob(NOTEBOOK_GLOB))
     if not names:
         if not available:
             raise ConfigError(f"no notebooks found in {folder}")
@@ -125,7 +144,9 @@ def run_notebooks(
 ) -> list[NotebookRun]:
     """Execute notebooks in order into ``output_dir`` and render each to HTML.
 
-    ``output_dir`` defaults to the settings' ``reports_dir``. A failing cell stops the run with
+    Names are looked up in :func:`notebooks_dir`. ``output_dir`` defaults to the settings'
+    ``reports_dir``. The kernels get the project file as ``$MLOPS_KIT_CONFIG``, so they read
+    the same settings whatever their working directory. A failing cell stops the run with
     NotebookFailed naming notebook, cell (``In [n]``, as JupyterLab shows it) and error in one
     line, exiting with the exit code of the toolkit error the cell raised; the executed
     notebook (and its HTML) is kept for inspection. Kernels run with encrypted transport
@@ -136,15 +157,14 @@ def run_notebooks(
 
     from mlops_kit.notebook.kernels import EncryptedKernelManager
 
-    paths = resolve(names)
+    settings = load_settings(config)
+    paths = resolve(names, notebooks_dir(settings))
     per_notebook = split_parameters(paths, parameters or {})
-    if output_dir is None:
-        output_dir = load_settings(config).reports_dir
-    out_dir = Path(output_dir)
+    out_dir = Path(output_dir if output_dir is not None else settings.reports_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {PIPELINE_RUN_ENV: os.environ.get(PIPELINE_RUN_ENV) or uuid.uuid4().hex[:12]}
-    if config is not None:
-        env["MLOPS_KIT_CONFIG"] = str(Path(config).resolve())
+    if settings.project_file is not None:
+        env["MLOPS_KIT_CONFIG"] = str(settings.project_file)
     runs = []
     with _environment(env):
         for path in paths:

@@ -32,6 +32,7 @@ from mlops_kit.promote import approvals, evidence, signing
 from mlops_kit.promote.approvals import Decision, DecisionKind, PromotionRequest
 from mlops_kit.promote.signers import Signers
 from mlops_kit.registry.client import Registry
+from mlops_kit.settings import require_project
 from mlops_kit.train.training import TAG_PREFIX
 
 if TYPE_CHECKING:
@@ -65,11 +66,17 @@ def promotion_lock(project: Project) -> AbstractContextManager[None]:
 
 @dataclass
 class Promotions:
-    """Open, list, decide on and roll back promotions of the project's model."""
+    """Open, list, decide on and roll back promotions of the project's model.
+
+    Needs a project file (ConfigError otherwise): see :func:`mlops_kit.settings.require_project`.
+    """
 
     project: Project
 
     def __post_init__(self) -> None:
+        # Approvals are only as strict as the project file says: the built-in defaults name
+        # no approvers, so promotions never run on them (and nothing is created first).
+        require_project(self.project.settings, "working with promotions")
         self.repo = GitOpsRepo.from_settings(self.project.settings)
         self.repo.ensure()
         self.registry = Registry(self.project)

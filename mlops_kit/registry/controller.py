@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from mlops_kit.errors import PromotionRequired
 from mlops_kit.gitops.deploy import DeployResult, deploy
 from mlops_kit.registry.events import AliasEvent, AliasEventSource, alias_events
+from mlops_kit.settings import require_project
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
@@ -40,6 +41,7 @@ def follow(
     loop goes on; the next move (or ``mlops-kit sync``) can repair it. A production-kind
     environment is refused (PromotionRequired): moving its alias never deploys it.
     """
+    require_project(project.settings, f"following {environment}")
     if project.settings.environment(environment).kind == "production":
         raise PromotionRequired(environment, "an alias move (`follow`)")
     stop = stop or threading.Event()

@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.errors import ParameterError
+from mlops_kit.settings import require_project
 from mlops_kit.targets.base import Check, SetupReport
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def setup(project: Project, target: str | None = None, **options: Any) -> SetupR
 
     if target is not None:
         check_target(target)
+    require_project(project.settings, "setting up the environments")
     envs = project.settings.environments
     chosen = {env.name: target or env.target for env in envs}
     report = SetupReport(target=target or ", ".join(sorted(set(chosen.values()))))

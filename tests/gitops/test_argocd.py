@@ -12,6 +12,7 @@ from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.settings import KubernetesSettings, load_settings
 from mlops_kit.targets import setup as environments
 from mlops_kit.targets.kubernetes import Cluster
+from tests.support import write_project
 from tests.support.argocd import validate_application
 from tests.support.k8s_emulator import (
     ARGOCD_APPLICATIONS,
@@ -160,7 +161,10 @@ def test_setup_creates_namespaces_checks_seldon_and_applies_applications(
     tmp_path, emulator, registry_uri
 ):
     project = environments.load_project(
-        None, "kubernetes", state_dir=tmp_path / ".mlops", registry_uri=registry_uri
+        write_project(tmp_path),
+        "kubernetes",
+        state_dir=tmp_path / ".mlops",
+        registry_uri=registry_uri,
     )
     report = environments.setup(project, "kubernetes", apply_argocd=True)
     assert report.ok, report.table()
@@ -194,7 +198,7 @@ def test_setup_without_seldon_or_argo_cd_says_what_to_install(tmp_path, monkeypa
     with KubeEmulator(crds=()) as emu:
         monkeypatch.setenv("KUBECONFIG", str(emu.write_kubeconfig(tmp_path / "kc")))
         project = environments.load_project(
-            None, state_dir=tmp_path / "s", registry_uri=registry_uri
+            write_project(tmp_path), state_dir=tmp_path / "s", registry_uri=registry_uri
         )
         report = environments.setup(project, "kubernetes", apply_argocd=True)
     with pytest.raises(ConfigError) as caught:
@@ -211,7 +215,9 @@ def test_setup_without_any_cluster_says_so_in_one_line(tmp_path, monkeypatch, re
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    project = environments.load_project(None, state_dir=tmp_path / "s", registry_uri=registry_uri)
+    project = environments.load_project(
+        write_project(tmp_path), state_dir=tmp_path / "s", registry_uri=registry_uri
+    )
     report = environments.setup(project, "kubernetes")
     with pytest.raises(ConfigError, match=r"^set-up failed: kubernetes cluster: no Kubernetes "):
         report.raise_for_failure()

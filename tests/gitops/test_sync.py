@@ -23,6 +23,7 @@ from mlops_kit.targets import for_environment
 from mlops_kit.targets.local import stop_all
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
 from mlops_kit.verify import v2
+from tests.support import write_project
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.slow
 def pipeline(tmp_path_factory):
     """A project with two registered versions (v1 forest, v2 logistic regression)."""
     root = tmp_path_factory.mktemp("sync")
-    project = Project.load(state_dir=root / "state")
+    project = Project.load(write_project(root), state_dir=root / "state")
     data = load_dataset("wine")
     train_and_register(project, data, training_params(n_estimators=10))
     train_and_register(project, data, training_params(model_type="logistic_regression"))
@@ -157,7 +158,11 @@ def test_removed_from_the_repo_is_deleted(pipeline):
 def test_cli_sync_watch_and_down(pipeline):
     project, _ = pipeline
     deploy(project, "staging", 2)
-    env = {**os.environ, "MLOPS_KIT_STATE_DIR": str(project.state_dir)}
+    env = {
+        **os.environ,
+        "MLOPS_KIT_CONFIG": str(project.settings.project_file),
+        "MLOPS_KIT_STATE_DIR": str(project.state_dir),
+    }
     target = for_environment(project.settings, "staging")
     pgid = target.server(project.model_name).pgid
     watcher = subprocess.Popen(

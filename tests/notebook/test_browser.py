@@ -72,33 +72,31 @@ def chromium() -> Path:
 
 @pytest.fixture
 def lab_root(tmp_path: Path) -> Path:
-    """JupyterLab's root: a copy of notebook 03 next to the project file."""
+    """A project laid out as `mlops-kit init` does: the project file, notebook 03 in notebooks/.
+
+    The state directory is relative: to the project file, not to the kernel's notebooks/.
+    """
     root = tmp_path / "lab"
-    root.mkdir()
-    shutil.copy(NOTEBOOKS / NOTEBOOK, root / NOTEBOOK)
-    settings = {**PROJECT_FILE, "state_dir": str(tmp_path / "state")}
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(NOTEBOOKS / NOTEBOOK, root / "notebooks" / NOTEBOOK)
+    settings = {**PROJECT_FILE, "state_dir": "../state"}
     (root / "mlops.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     return root
 
 
 @pytest.fixture
 def lab(tmp_path: Path, lab_root: Path, chromium: Path) -> Iterator[JupyterLab]:
-    """JupyterLab for the project, started first so that it boots while the project is set up.
+    """`mlops-kit lab` in the project, as the README says: no MLOPS_KIT_* variables by hand.
 
-    Its teardown runs after ``pending``'s: kernels are down before the servers are stopped.
+    Started first so that it boots while the project is set up. Its teardown runs after
+    ``pending``'s: kernels are down before the servers are stopped.
     """
     server = JupyterLab(root=lab_root, home=tmp_path / "jupyter")
     # bob signs with his key the way git users do: git config user.signingkey.
     gitconfig = tmp_path / "gitconfig"
     key = tmp_path / "state" / "keys" / "bob.demo-key"
     gitconfig.write_text(f"[user]\n\tsigningkey = {key}\n")
-    server.start(
-        {
-            "MLOPS_KIT_CONFIG": str(lab_root / "mlops.yaml"),
-            "MLOPS_KIT_STATE_DIR": str(tmp_path / "state"),
-            "GIT_CONFIG_GLOBAL": str(gitconfig),
-        }
-    )
+    server.start({"GIT_CONFIG_GLOBAL": str(gitconfig)})
     try:
         yield server
     finally:
@@ -174,7 +172,8 @@ def test_approve_in_jupyterlab_rolls_out_to_production(lab, pending, tmp_path, r
         page = browser.pages[0] if browser.pages else browser.new_page()
         page.set_default_timeout(30_000)
         try:
-            assert open_notebook(page, lab, NOTEBOOK, timeout=60) == "Python 3 (ipykernel)"
+            kernel = open_notebook(page, lab, f"notebooks/{NOTEBOOK}", timeout=60)
+            assert kernel == "Python 3 (ipykernel)"
             # The kernel runs the interpreter these tests run in (the venv's), not another one.
             assert [argv[0] for argv in lab.kernels().values()] == [sys.executable]
             run_all_cells(page, timeout=120)

@@ -2,12 +2,14 @@
 
 import ast
 import json
+import os
+import shutil
 
 import nbformat
 import pytest
 
 from mlops_kit.notebook import runner
-from tests.support import NOTEBOOKS
+from tests.support import NOTEBOOKS, write_project
 from tests.support.signers import demo_signers
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -50,6 +52,7 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
     from mlops_kit.registry.client import Registry
     from mlops_kit.targets import for_environment
 
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
     names = [str(p) for p in ALL if p.name[:2] in {"01", "02", "03"}]
@@ -76,6 +79,7 @@ def test_notebook_03_does_not_wait_without_a_decision(tmp_path, monkeypatch, ser
     from mlops_kit.project import Project
     from mlops_kit.promote.promotion import Promotions
 
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
     names = [str(p) for p in ALL if p.name[:2] in {"01", "02", "03"}]
@@ -96,6 +100,7 @@ def test_notebook_03_does_not_wait_without_a_decision(tmp_path, monkeypatch, ser
 def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch, servers):
     from testbook import testbook
 
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
     path = NOTEBOOKS / "02_create_pipeline.ipynb"
     nb = nbformat.read(path, as_version=4)
@@ -110,3 +115,54 @@ def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch, servers):
         assert tb.value("params.n_estimators") == 15
         assert tb.value("verdict.passed") is True
         assert tb.value("result.version") == "1"
+
+
+@pytest.mark.slow
+def test_notebook_03_run_as_jupyterlab_runs_it_finds_the_project(tmp_path, monkeypatch):
+    """After the demo, `mlops-kit run 02` as alice; then notebook 03 with its kernel in
+    notebooks/ and no MLOPS_KIT_* variable (papermill's cwd, as JupyterLab runs kernels),
+    approved by bob: production serves the new version."""
+    import papermill
+
+    from mlops_kit.project import Project
+    from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.registry.client import Registry
+    from mlops_kit.targets import for_environment
+    from mlops_kit.targets.local import stop_all
+    from tests.support import DEMO_CONFIG
+
+    root = tmp_path / "demo"
+    (root / "notebooks").mkdir(parents=True)
+    for path in ALL:
+        shutil.copy(path, root / "notebooks" / path.name)
+    shutil.copy(DEMO_CONFIG, root / "mlops.yaml")  # state_dir: .mlops, relative to it
+    monkeypatch.chdir(root)
+    params = {"n_estimators": 20}
+    try:
+        monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
+        runner.run_notebooks(["01", "02"], params, progress_bar=False)
+        project = Project.load()
+        (first,) = Promotions(project).pending()
+        Promotions(project).approve(first.id, "bob")  # the demo's headless approval
+        runner.run_notebooks(["02"], params, progress_bar=False)
+        monkeypatch.delenv("MLOPS_KIT_ACTOR")
+        assert not [k for k in os.environ if k.startswith("MLOPS_KIT_")]
+
+        papermill.execute_notebook(
+            str(root / "notebooks" / "03_promote_model.ipynb"),
+            str(tmp_path / "03_promote_model.ipynb"),
+            parameters={"approve": True, "approver": "bob", "comment": "from notebooks/"},
+            cwd=str(root / "notebooks"),
+            progress_bar=False,
+        )
+        assert not (root / "notebooks" / ".mlops").exists(), "no state beside the kernel"
+        production = for_environment(project.settings, "production").status(project.model_name)
+        assert production.version == "2"
+        assert Registry(project).by_alias("production").version == "2"
+        requests = Promotions(project).all()
+        assert [(r.candidate, r.status, r.approvers) for r in requests] == [
+            ("1", "rolled_out", ["bob"]),
+            ("2", "rolled_out", ["bob"]),
+        ]
+    finally:
+        stop_all(root / ".mlops")

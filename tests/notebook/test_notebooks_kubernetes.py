@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlops_kit.notebook import runner
-from tests.support import NOTEBOOKS
+from tests.support import NOTEBOOKS, write_project
 from tests.support.argocd import validate_application
 from tests.support.crds import validate
 from tests.support.k8s_emulator import (
@@ -53,6 +53,7 @@ def test_notebooks_01_and_02_set_up_and_deploy_staging_on_kubernetes(tmp_path, m
     from mlops_kit.registry.client import Registry
 
     state = tmp_path / "state"
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(state))
     monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
     monkeypatch.setenv("MLOPS_KIT_KUBERNETES__POLL_INTERVAL", "0.1")
@@ -107,6 +108,7 @@ def test_notebooks_01_and_02_set_up_and_deploy_staging_on_kubernetes(tmp_path, m
 
 
 def test_notebook_01_without_seldon_stops_with_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
     seeded_registry(tmp_path / "state")  # the registry's schema is not what this is about
     with KubeEmulator(crds=()) as emulator:

@@ -1,9 +1,12 @@
+import os
+
 import nbformat
 import pytest
 
 from mlops_kit import errors
 from mlops_kit.errors import ConfigError, NotebookFailed, ParameterError, ToolkitError
 from mlops_kit.notebook import runner
+from tests.support import write_project
 
 
 def make_notebook(path, *cells):
@@ -57,14 +60,42 @@ def test_unknown_parameter_is_refused_before_any_kernel_starts(tmp_path):
     assert not (tmp_path / "out" / "01_ok.ipynb").exists()
 
 
-def test_notebook_names_resolve_by_prefix(tmp_path):
-    (tmp_path / "notebooks").mkdir()
+def test_notebook_names_resolve_by_prefix_in_the_projects_own_notebooks(tmp_path, monkeypatch):
+    write_project(tmp_path)
+    (tmp_path / "notebooks" / "sub").mkdir(parents=True)
     make_notebook(tmp_path / "notebooks" / "01_first.ipynb")
     make_notebook(tmp_path / "notebooks" / "02_second.ipynb")
+    monkeypatch.chdir(tmp_path / "notebooks" / "sub")
+    assert runner.notebooks_dir() == tmp_path / "notebooks"
     assert [p.name for p in runner.resolve(["02"])] == ["02_second.ipynb"]
     assert len(runner.resolve([])) == 2
     with pytest.raises(ConfigError, match="available: 01_first, 02_second"):
         runner.resolve(["03"])
+
+
+PIPELINE = ["01_setup_cluster", "02_create_pipeline", "03_promote_model", "04_load_test"]
+
+
+def test_the_toolkit_ships_the_four_pipeline_notebooks():
+    shipped = runner.shipped_notebooks()
+    assert [p.stem for p in sorted(shipped.glob("*.ipynb"))] == PIPELINE
+
+
+def test_without_notebooks_of_its_own_a_project_runs_the_shipped_ones(tmp_path):
+    assert runner.notebooks_dir() == runner.shipped_notebooks()  # no project file at all
+    write_project(tmp_path)
+    (tmp_path / "notebooks").mkdir()  # empty: nothing of its own
+    assert runner.notebooks_dir() == runner.shipped_notebooks()
+    assert [p.stem for p in runner.resolve(["02", "04"])] == [PIPELINE[1], PIPELINE[3]]
+
+
+def test_the_wheel_carries_the_notebooks_as_package_data():
+    import tomllib
+
+    from tests.support import REPO
+
+    build = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
+    assert build["targets"]["wheel"]["force-include"] == {"notebooks": "mlops_kit/_notebooks"}
 
 
 @pytest.mark.parametrize(
@@ -103,6 +134,23 @@ def test_a_cell_raising_request_not_found_exits_2(tmp_path):
     with pytest.raises(NotebookFailed) as exc:
         runner.run_notebooks([str(source)], output_dir=tmp_path / "out", progress_bar=False)
     assert (exc.value.ename, exc.value.exit_code) == ("RequestNotFound", 2)
+
+
+@pytest.mark.slow
+def test_kernels_get_the_project_file_whatever_their_working_directory(tmp_path, monkeypatch):
+    config = write_project(tmp_path / "project")
+    (tmp_path / "project" / "notebooks").mkdir()
+    expected = repr(str(config))
+    make_notebook(
+        tmp_path / "project" / "notebooks" / "01_env.ipynb",
+        f"import os\nassert os.environ['MLOPS_KIT_CONFIG'] == {expected}",
+        "from mlops_kit.settings import load_settings\n"
+        f"assert str(load_settings().state_dir) == {str(tmp_path / 'project' / '.mlops')!r}",
+    )
+    monkeypatch.chdir(tmp_path / "project" / "notebooks")
+    (run,) = runner.run_notebooks(["01"], progress_bar=False)
+    assert run.output == tmp_path / "project" / "build" / "notebooks" / "01_env.ipynb"
+    assert "MLOPS_KIT_CONFIG" not in os.environ
 
 
 @pytest.mark.slow

@@ -11,11 +11,13 @@ from mlops_kit.promote.promotion import Promotions
 from mlops_kit.registry.client import Registry
 from mlops_kit.settings import EnvironmentSettings
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
+from tests.support import write_project
 
 
 @pytest.fixture
 def chain(tmp_path):
     project = Project.load(
+        write_project(tmp_path),
         state_dir=tmp_path / "state",
         environments=[
             EnvironmentSettings(name="staging", kind="staging"),

@@ -26,6 +26,7 @@ from mlops_kit.targets import for_environment
 from mlops_kit.targets.local import stop_all
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
 from mlops_kit.verify import v2
+from tests.support import write_project
 from tests.support.signers import demo_signers, key
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,7 @@ POLICY = ApprovalPolicy(approvers=["bob", "carol"], four_eyes=True, min_approval
 
 def make_project(root):
     project = Project.load(
+        write_project(root),
         state_dir=root / "state",
         environments=[
             EnvironmentSettings(name="staging", kind="staging"),

@@ -25,7 +25,7 @@ from mlops_kit.registry.events import (
     supports_webhooks,
     verify_signature,
 )
-from tests.support import mlflow_globals_restored
+from tests.support import mlflow_globals_restored, write_project
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("events")
     with pytest.MonkeyPatch.context() as mp, mlflow_globals_restored():
         mp.chdir(root)
-        local = Project.load(state_dir=root / ".mlops", model_name=MODEL)
+        local = Project.load(write_project(root), state_dir=root / ".mlops", model_name=MODEL)
         try:
             project = registry_server.served(local)
             result = train_and_register(

@@ -12,7 +12,7 @@ import pytest
 from mlops_kit.errors import RegistryError
 from mlops_kit.project import Project
 from mlops_kit.registry import server as registry_server
-from tests.support import mlflow_globals_restored
+from tests.support import mlflow_globals_restored, write_project
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("registry-server")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        project = Project.load(state_dir=root / ".mlops")
+        project = Project.load(write_project(root), state_dir=root / ".mlops")
     with mlflow_globals_restored():
         try:
             info = registry_server.start(project)

@@ -282,7 +282,7 @@ def test_deploy_and_smoke_a_registered_version_with_the_custom_flavour(
     from mlops_kit.gitops import deploy
     from mlops_kit.project import Project
     from mlops_kit.train.training import train_and_register, training_params
-    from tests.support import mlflow_globals_restored
+    from tests.support import mlflow_globals_restored, write_project
 
     serving = {
         "flavour": "custom",
@@ -291,7 +291,8 @@ def test_deploy_and_smoke_a_registered_version_with_the_custom_flavour(
         "seldon_python": str(seldon_env),
     }
     with mlflow_globals_restored():
-        project = Project.load(state_dir=state_dir, serving=serving)
+        config = write_project(state_dir.parent)
+        project = Project.load(config, state_dir=state_dir, serving=serving)
         try:
             result = train_and_register(project, wine, training_params(n_estimators=20))
             version = str(result.version)

@@ -6,10 +6,24 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-EXAMPLE_CONFIG = REPO / "examples" / "mlops.yaml"
+DEMO_CONFIG = REPO / "mlops.yaml"
+"""The demo project file, at the root so that discovery finds it from ``notebooks/`` too."""
+
+
+def write_project(directory: Path, **settings: Any) -> Path:
+    """Write ``directory/mlops.yaml`` holding ``settings``; the project file commands need."""
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "mlops.yaml"
+    settings.setdefault("model_name", "wine-classifier")  # every project file names its model
+    plain = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
+    path.write_text(yaml.safe_dump(plain, sort_keys=False))
+    return path
 
 
 @contextlib.contextmanager

@@ -1,11 +1,14 @@
 """JupyterLab on loopback and Debian's headless Chromium, for tests that click in notebooks.
 
-:class:`JupyterLab` runs the test interpreter's own ``jupyter lab`` as a subprocess in its own
+:class:`JupyterLab` starts JupyterLab the way the README says, ``mlops-kit lab`` in the project
+(the test interpreter's own, as ``python -m mlops_kit.cli lab``), as a subprocess in its own
 process group, with every directory Jupyter, IPython and matplotlib write to (config, data,
 runtime, workspaces, user settings, ``$HOME``) inside one temporary folder, so a test touches
-nothing outside it. :meth:`JupyterLab.stop` shuts kernels down through the REST API, stops
-the server, kills its process group and then any kernel still holding a connection file in
-the runtime directory (kernels run in sessions of their own): no process outlives the test.
+nothing outside it. Only test plumbing (token, those directories, no update checks) is added
+after ``--``; address, root, ``--allow-root`` and the project's settings come from the toolkit.
+:meth:`JupyterLab.stop` shuts kernels down through the REST API, stops the server, kills its
+process group and then any kernel still holding a connection file in the runtime directory
+(kernels run in sessions of their own): no process outlives the test.
 
 The browser side drives JupyterLab the way a person does (menus, fields, buttons) and reads
 the notebook model through ``window.jupyterapp`` (``--LabApp.expose_app_in_browser``, as
@@ -70,7 +73,7 @@ def free_port() -> int:
 
 @dataclass
 class JupyterLab:
-    """A JupyterLab server on 127.0.0.1 serving ``root``, all its state under ``home``."""
+    """``mlops-kit lab`` for the project at ``root`` (127.0.0.1), Jupyter's state under ``home``."""
 
     root: Path
     home: Path
@@ -124,15 +127,10 @@ class JupyterLab:
             path.write_text(json.dumps(values))
         self.port = self.port or free_port()
         cmd = [
-            sys.executable, "-m", "jupyterlab",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={self.port}",
-            "--ServerApp.port_retries=0",
+            sys.executable, "-m", "mlops_kit.cli", "lab", f"--port={self.port}", "--no-browser",
+            "--",
             f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}",
             "--ServerApp.disable_check_xsrf=False",
-            "--ServerApp.allow_root=True",  # CI containers run as root
             f"--LabApp.workspaces_dir={self.home / 'workspaces'}",
             f"--LabApp.user_settings_dir={settings}",
             "--LabApp.expose_app_in_browser=True",

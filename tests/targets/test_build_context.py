@@ -14,6 +14,7 @@ from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError
 from mlops_kit.gitops import manifests
 from mlops_kit.targets import build_context
+from tests.support import write_project
 from tests.support.crds import validate
 from tests.support.k8s_emulator import seeded_registry
 
@@ -67,9 +68,10 @@ def model(tmp_path_factory):
     from mlops_kit.registry.client import Registry
     from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
-    state = tmp_path_factory.mktemp("state")
+    root = tmp_path_factory.mktemp("build-context")
+    state = root / "state"
     seeded_registry(state)  # the registry's schema is not what these tests are about
-    project = Project.load(state_dir=state)
+    project = Project.load(write_project(root), state_dir=state)
     result = train_and_register(project, load_dataset("wine"), training_params(n_estimators=5))
     return project, result.version, Registry(project).local_path(result.version)
 

@@ -23,6 +23,7 @@ from mlops_kit.targets.kubernetes import (
     namespace_manifest,
     readiness,
 )
+from tests.support import write_project
 from tests.support.crds import validate
 from tests.support.k8s_emulator import (
     SELDON_DEPLOYMENTS,
@@ -45,7 +46,12 @@ def k8s_settings(tmp_path: Path, fmt: str = "seldon-v1") -> Settings:
         {"name": "staging", "kind": "staging", "target": "kubernetes"},
         {"name": "production", "kind": "production", "target": "kubernetes"},
     ]
-    return load_settings(state_dir=tmp_path / ".mlops", gitops={"manifest": fmt}, environments=envs)
+    return load_settings(
+        write_project(tmp_path),
+        state_dir=tmp_path / ".mlops",
+        gitops={"manifest": fmt},
+        environments=envs,
+    )
 
 
 def spec(version: str = "1", **fields) -> DeploymentSpec:

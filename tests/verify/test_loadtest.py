@@ -24,7 +24,7 @@ from mlops_kit.notebook import runner
 from mlops_kit.settings import LoadLimits, Slo, load_settings
 from mlops_kit.verify import loadtest
 from mlops_kit.verify.loadtest import LoadSpec, LoadTestResult, child
-from tests.support import NOTEBOOKS
+from tests.support import NOTEBOOKS, write_project
 
 BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]})
 
@@ -37,7 +37,8 @@ def served(tmp_path_factory):
     from mlops_kit.targets.local import stop_all
     from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
-    project = Project.load(state_dir=tmp_path_factory.mktemp("load") / "state")
+    root = tmp_path_factory.mktemp("load")
+    project = Project.load(write_project(root), state_dir=root / "state")
     result = train_and_register(project, load_dataset("wine"), training_params(n_estimators=10))
     deployed = deploy(project, "staging", result.version, actor="ci-bot")
     yield project, result.version, deployed.endpoint + "/infer"
@@ -156,6 +157,7 @@ def test_notebook_04_runs_under_papermill_and_fails_on_a_missed_slo(served, tmp_
     from mlops_kit.registry.client import Registry
 
     project, version, _ = served
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(project.settings.project_file))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(project.state_dir))
     params = {"users": 4, "spawn_rate": 8, "duration_s": 2, "min_rps": 1e9, "fail_on_slo": True}
     with pytest.raises(runner.NotebookFailed, match="SloFailed: .*throughput") as failed:
