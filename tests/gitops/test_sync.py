@@ -236,7 +236,8 @@ def test_deploy_and_follow_never_move_production(pipeline, capsys):
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
-        assert main(["deploy", "production", "2"]) == 2
+        config = str(project.settings.project_file)
+        assert main(["deploy", "production", "2", "--config", config]) == 2
     assert "Request a promotion instead" in capsys.readouterr().err
     assert repo.head() == head
     assert for_environment(project.settings, "production").status(project.model_name) is None
