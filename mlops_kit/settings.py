@@ -21,6 +21,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from mlops_kit.display import fields
 from mlops_kit.errors import ConfigError
 
 ENV_PREFIX = "MLOPS_KIT_"
@@ -40,6 +41,9 @@ _config_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
 class _Section(BaseModel):
     # The docstring under each field becomes its schema description: docs/configuration.md.
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    def _repr_html_(self) -> str:
+        return fields(self.model_dump())
 
 
 class ApprovalPolicy(_Section):
@@ -279,6 +283,9 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+    def _repr_html_(self) -> str:
+        return fields(self.model_dump())
 
     def environment(self, name: str) -> EnvironmentSettings:
         """The environment called ``name``; a ConfigError lists the known ones."""

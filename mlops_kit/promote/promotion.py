@@ -13,10 +13,12 @@ linear history and none is lost.
 
 from __future__ import annotations
 
+import os
 import secrets
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -41,6 +43,8 @@ REQUESTS_DIR = "requests"
 PROMOTIONS_DIR = "promotions"
 BRANCH_PREFIX = "promote/"
 LINEAGE_KEYS = ("git_commit", "data_fingerprint", "pipeline_run_id")
+REPORT_ENV = "MLOPS_KIT_REPORT"
+"""The HTML report the running notebook renders to (``mlops-kit run`` sets it per notebook)."""
 
 
 def _now() -> str:
@@ -55,6 +59,28 @@ def request_path(request_id: str) -> str:
 def branch_name(request_id: str) -> str:
     """The branch that carries a request's change."""
     return f"{BRANCH_PREFIX}{request_id}"
+
+
+def report_paths(reports_dir: Path) -> list[str]:
+    """The HTML reports a request cites: those in ``reports_dir`` (where ``mlops-kit run``
+    writes, as it tells the kernels) and the one the running notebook is about to write."""
+    found = {_shown(p) for p in reports_dir.glob("*.html")}
+    current = current_report()
+    return sorted(found | {current} if current else found)
+
+
+def current_report() -> str | None:
+    """The HTML report the running notebook renders to, when ``mlops-kit run`` runs it."""
+    path = os.environ.get(REPORT_ENV)
+    return _shown(Path(path)) if path else None
+
+
+def _shown(path: Path) -> str:
+    # Relative to the working directory when inside it, as the reports are opened from there.
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
 
 
 def promotion_lock(project: Project) -> AbstractContextManager[None]:
@@ -151,7 +177,7 @@ class Promotions:
                 if k in metrics["current"]
             }
         tags = cand.lineage
-        reports = sorted(str(p) for p in self.project.settings.reports_dir.glob("*.html"))
+        reports = report_paths(self.project.settings.reports_dir)
         return {
             "metrics": metrics,
             "gate": {k.removeprefix("gate."): v for k, v in tags.items() if k.startswith("gate.")},

@@ -1,0 +1,134 @@
+"""A promotion request and its evidence as static HTML: what an approver reads.
+
+The same fragment is the request's own display in a notebook (``PromotionRequest._repr_html_``),
+the top of the approval panel, and what the HTML report shows with no script running.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlops_kit import display as d
+
+if TYPE_CHECKING:
+    from mlops_kit.promote.approvals import PromotionRequest
+
+STATUS_PASSED = {"rolled_out": True, "approved": True, "rejected": False, "failed": False}
+"""How each request status is badged; pending (and anything else) is neutral."""
+
+
+def request_html(request: PromotionRequest) -> str:
+    """The request, its decisions and its evidence: metric table, checks, lineage, reports."""
+    ev = request.evidence
+    current = f"v{request.current}" if request.current else "nothing yet"
+    parts = [
+        d.paragraph(
+            f"Request <code>{d.esc(request.id)}</code> by <b>{d.esc(request.requested_by)}</b>",
+            f"at {d.esc(request.requested_at)}; {d.esc(request.to_env)} served {current}",
+            "when it was opened.",
+        ),
+        _metrics(ev.get("metrics") or {}),
+        _checks(request),
+    ]
+    if request.decisions:
+        rows = [
+            {"by": x.actor, "decision": x.kind, "comment": x.comment, "at": x.at}
+            for x in request.decisions
+        ]
+        parts.append(d.table(rows))
+    if request.outcome:
+        parts.append(d.verdict(STATUS_PASSED.get(request.status), request.outcome, request.status))
+    if ev.get("lineage"):
+        parts.append(d.fields(ev["lineage"], title="lineage"))
+    reports = list(ev.get("reports") or [])
+    load_report = (ev.get("load_test") or {}).get("report")
+    if load_report and load_report not in reports:
+        reports.append(load_report)
+    if reports:
+        links = "".join(f"<li>{d.link(p)}</li>" for p in reports)
+        parts.append(f"<p>Reports:</p><ul>{links}</ul>")
+    title = (
+        f"Promote {request.model_name} v{request.candidate} "
+        f"from {request.from_env} to {request.to_env}"
+    )
+    return d.section(title, *parts, passed=STATUS_PASSED.get(request.status), status=request.status)
+
+
+def request_figure(request: PromotionRequest) -> d.Figure:
+    """The request's line in a report's headline."""
+    tail = f": {request.outcome}" if request.outcome else ""
+    return d.Figure(
+        "promotion", f"{request.id} {request.status}{tail}", STATUS_PASSED.get(request.status)
+    )
+
+
+def _metrics(metrics: dict[str, Any]) -> str:
+    candidate = metrics.get("candidate") or {}
+    current = metrics.get("current") or {}
+    diff = metrics.get("diff") or {}
+    if not candidate:
+        return "<p>No metrics recorded for the candidate.</p>"
+    rows = []
+    for name, value in sorted(candidate.items()):
+        delta = diff.get(name)
+        shown = "–" if delta is None else f"{delta:+.4f}"
+        colour = d.INFO if not delta else (d.PASS if delta > 0 else d.FAIL)
+        rows.append(
+            f'<tr><td style="text-align:left">{d.esc(name)}</td><td>{value:.4f}</td>'
+            f"<td>{'–' if name not in current else f'{current[name]:.4f}'}</td>"
+            f'<td style="color:{colour}">{shown}</td></tr>'
+        )
+    return (
+        '<table class="mlops-table mlops-metrics"><thead><tr>'
+        '<th style="text-align:left">metric</th><th>candidate</th><th>current</th><th>diff</th>'
+        "</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _checks(request: PromotionRequest) -> str:
+    ev = request.evidence
+    gate = ev.get("gate") or {}
+    smoke = ev.get("smoke") or {}
+    load = ev.get("load_test") or {}
+    rows = [
+        ("quality gate", gate.get("verdict"), gate.get("detail", "")),
+        (f"smoke test on {request.from_env}", smoke.get("verdict"), smoke.get("detail", "")),
+        (f"load test on {load.get('environment') or request.from_env}", load.get("verdict"),
+         _load_detail(load)),
+    ]  # fmt: skip
+    return d.table(
+        [
+            {"check": name, "verdict": d.Html(d.badge(_passed(v), v or "not run")), "detail": why}
+            for name, v, why in rows
+        ]
+    )
+
+
+def _passed(verdict: Any) -> bool | None:
+    return {"passed": True, "failed": False}.get(str(verdict or "").lower())
+
+
+def _load_detail(load: dict[str, Any]) -> str:
+    if not load:
+        return ""
+    figures = []
+    for key, unit in (("p99_ms", " ms p99"), ("rps", " req/s")):
+        if load.get(key) not in (None, ""):
+            figures.append(f"{_number(load[key]):.1f}{unit}")
+    if load.get("error_rate") not in (None, ""):
+        figures.append(f"errors {_number(load['error_rate']):.2%}")
+    if load.get("requests") not in (None, ""):
+        figures.append(f"over {load['requests']} requests")
+    reasons = load.get("reasons")
+    if isinstance(reasons, list):
+        reasons = "; ".join(reasons)
+    tail = f" ({reasons})" if reasons and reasons != "all objectives met" else ""
+    return ", ".join(figures) + tail
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
