@@ -25,6 +25,8 @@ FIGURE_MIME = "application/vnd.mlops-kit.figure+json"
 """The MIME type under which a displayed object hands its headline figure to the report."""
 
 PASS, FAIL, INFO = "#1a7f37", "#cf222e", "#57606a"
+TH_STYLE = "text-align:left;padding:2px 10px 2px 4px;border-bottom:1px solid #d0d7de"
+TD_STYLE = "padding:2px 10px 2px 4px"
 _MARK = {True: "✔", False: "✘", None: "•"}
 _COLOUR = {True: PASS, False: FAIL, None: INFO}
 
@@ -150,7 +152,7 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
     """Rows of mappings as an HTML table; columns default to the keys in order of appearance."""
     if columns is None:
         columns = list(dict.fromkeys(k for row in rows for k in row))
-    head = "".join(f'<th style="text-align:left">{html.escape(str(c))}</th>' for c in columns)
+    head = "".join(f'<th style="{TH_STYLE}">{html.escape(str(c))}</th>' for c in columns)
     body = "".join("<tr>" + "".join(_td(row.get(c)) for c in columns) + "</tr>" for row in rows)
     return f'<table class="mlops-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -158,7 +160,7 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
 def fields(mapping: Mapping[str, Any], title: str | None = None) -> str:
     """A mapping as a two-column table (name, value), optionally under a title."""
     body = "".join(
-        f'<tr><th style="text-align:left">{html.escape(str(k))}</th>{_td(v)}</tr>'
+        f'<tr><th style="{TD_STYLE};text-align:left">{html.escape(str(k))}</th>{_td(v)}</tr>'
         for k, v in mapping.items()
     )
     caption = f'<caption style="text-align:left">{html.escape(title)}</caption>' if title else ""
@@ -168,7 +170,7 @@ def fields(mapping: Mapping[str, Any], title: str | None = None) -> str:
 def _td(value: Any) -> str:
     # Numbers line up on the right, words read from the left.
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    return f'<td style="text-align:{"right" if number else "left"}">{cell(value)}</td>'
+    return f'<td style="{TD_STYLE};text-align:{"right" if number else "left"}">{cell(value)}</td>'
 
 
 def link(target: str | Path, label: str | None = None) -> str:

@@ -50,8 +50,8 @@ def test_fragments_escape_what_they_are_given():
 
 def test_numbers_align_right_and_words_left():
     html = display.table([{"name": "p99", "value": 1.5}])
-    assert '<td style="text-align:left">p99' in html
-    assert '<td style="text-align:right">1.5' in html
+    assert '<td style="padding:2px 10px 2px 4px;text-align:left">p99' in html
+    assert '<td style="padding:2px 10px 2px 4px;text-align:right">1.5' in html
 
 
 def test_links_point_at_files_that_exist_and_urls(tmp_path):
@@ -256,7 +256,7 @@ def test_promotion_request_shows_its_evidence():
 
     html, figure = shown(_request())
     assert "20261123-120000-wine-v2-abcd" in html
-    assert "<th>candidate</th>" in html and "0.9700" in html and "+0.0200" in html
+    assert ">candidate</th>" in html and "0.9700" in html and "+0.0200" in html
     assert "gate PASSED" in html and "120.5 ms p99" in html and "abc123" in html
     assert "02_create_pipeline.html" in html and "04_load_test.html" in html
     assert figure["passed"] is None and "pending" in figure["text"]

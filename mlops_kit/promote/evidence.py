@@ -68,20 +68,24 @@ def _metrics(metrics: dict[str, Any]) -> str:
     diff = metrics.get("diff") or {}
     if not candidate:
         return "<p>No metrics recorded for the candidate.</p>"
+    td, right = f'<td style="{d.TD_STYLE}">', f'<td style="{d.TD_STYLE};text-align:right">'
     rows = []
     for name, value in sorted(candidate.items()):
         delta = diff.get(name)
         shown = "–" if delta is None else f"{delta:+.4f}"
         colour = d.INFO if not delta else (d.PASS if delta > 0 else d.FAIL)
+        was = "–" if name not in current else f"{current[name]:.4f}"
         rows.append(
-            f'<tr><td style="text-align:left">{d.esc(name)}</td><td>{value:.4f}</td>'
-            f"<td>{'–' if name not in current else f'{current[name]:.4f}'}</td>"
-            f'<td style="color:{colour}">{shown}</td></tr>'
+            f"<tr>{td}{d.esc(name)}</td>{right}{value:.4f}</td>{right}{was}</td>"
+            f'<td style="{d.TD_STYLE};text-align:right;color:{colour}">{shown}</td></tr>'
         )
+    head = "".join(f'<th style="{d.TH_STYLE}">{h}</th>' for h in ("metric",))
+    head += "".join(
+        f'<th style="{d.TH_STYLE};text-align:right">{h}</th>'
+        for h in ("candidate", "current", "diff")
+    )
     return (
-        '<table class="mlops-table mlops-metrics"><thead><tr>'
-        '<th style="text-align:left">metric</th><th>candidate</th><th>current</th><th>diff</th>'
-        "</tr></thead>"
+        f'<table class="mlops-table mlops-metrics"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 

@@ -116,6 +116,6 @@ def test_a_report_shows_the_request_id_metric_table_and_gate_verdict(tmp_path):
     assert '<script src="http' not in html and "<script" not in html
     assert "20261123-120000-wine-v2-abcd" in html
     metrics = re.search(r'<table class="mlops-table mlops-metrics">.*?</table>', html, re.S)
-    assert metrics and "<th>candidate</th>" in metrics[0] and "+0.0200" in metrics[0]
+    assert metrics and ">candidate</th>" in metrics[0] and "+0.0200" in metrics[0]
     assert "✔ passed" in html and "gate PASSED: v2 accuracy=0.9700 vs champion v1" in html
     assert "promotion" in html.split("03 · ")[0]  # the headline, above everything else
