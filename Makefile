@@ -7,7 +7,7 @@ DEMO_EXTRAS := load,lab
 TEST_EXTRAS := dev,load,lab,kubernetes,sagemaker
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint docs clean down seldon-env
+.PHONY: demo test test-fast lint docs screenshots clean down seldon-env
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.12 found (see scripts/find-python)"; exit 1; }
@@ -54,8 +54,14 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 ## docs: regenerate docs/configuration.md from the settings (mlops_kit/settings.py)
+#   and images/pipeline.svg from the stage list (mlops_kit/stages.py)
 docs: $(VENV)/.installed-demo
 	$(BIN)/python -m mlops_kit.settings_docs docs/configuration.md
+	$(BIN)/python -m mlops_kit.diagram images/pipeline.svg
+
+## screenshots: retake the README's screenshots in images/ (the browser test, headless Chromium)
+screenshots: $(VENV)/.installed-test
+	MLOPS_KIT_SCREENSHOTS=images $(BIN)/python -m pytest -q tests/notebook/test_browser.py
 
 ## down: stop every server the demo started
 down: $(VENV)/.installed-demo

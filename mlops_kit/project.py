@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_kit import display
 from mlops_kit.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Project:
+class Project(display.Rich):
     """Settings (paths resolved against the project's root), and lazy handles on the registry."""
 
     settings: Settings
@@ -48,6 +49,24 @@ class Project:
     def model_name(self) -> str:
         """Registered model name."""
         return self.settings.model_name
+
+    def _repr_html_(self) -> str:
+        settings = self.settings
+        rows = {
+            "project": settings.project,
+            "model": settings.model_name,
+            "state directory": self.state_dir,
+            "registry": self.tracking_uri,
+            "reports": settings.reports_dir,
+            "environments": ", ".join(
+                f"{e.name} ({e.kind}, {e.target})" for e in settings.environments
+            ),
+        }
+        return display.fields(rows)
+
+    def _figure_(self) -> display.Figure:
+        envs = ", ".join(e.name for e in self.settings.environments)
+        return display.Figure("project", f"{self.settings.project}: {self.model_name} in {envs}")
 
     def ensure_state_dir(self) -> Path:
         """Create the state directory (idempotent) and return it."""

@@ -42,6 +42,7 @@ from mlops_kit.discovery import (
     anchor_defaults,
     discover,
 )
+from mlops_kit.display import fields
 from mlops_kit.errors import ConfigError
 
 ENV_PREFIX = "MLOPS_KIT_"
@@ -62,6 +63,9 @@ class _Section(BaseModel):
     # The docstring under each field becomes its schema description: docs/configuration.md.
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
+    def _repr_html_(self) -> str:
+        return fields(self.model_dump())
+
 
 class ApprovalPolicy(_Section):
     """Who may approve a promotion into an environment."""
@@ -73,14 +77,9 @@ class ApprovalPolicy(_Section):
     min_approvals: int = Field(default=1, ge=1, le=10)
     """Distinct approvals needed before the promotion is merged."""
     identity: Literal["ssh", "ci", "none"] = "ssh"
-    """How an approver's name is checked before the decision counts.
-
-    ``ssh``: the decision is signed with the approver's SSH key (``--key``,
-    ``$MLOPS_KIT_SIGNING_KEY`` or git's ``user.signingkey``) and verified against
-    ``allowed_signers`` in the GitOps repository. ``ci``: the name must equal the CI
-    platform's identity variable (``ci_identity_variable``), which only the platform sets.
-    ``none``: names are taken on trust, for a sandbox only; every decision says so.
-    """
+    """How an approver's name is checked: ``ssh`` (the decision signed with their SSH key,
+    verified against ``allowed_signers`` in the GitOps repository), ``ci`` (the CI platform's
+    ``ci_identity_variable`` must name them), ``none`` (trusted: a sandbox only)."""
     ci_identity_variable: str = Field(default="GITHUB_ACTOR", pattern=r"^[A-Z_][A-Z0-9_]*$")
     """Environment variable the CI platform sets to the person who triggered the job
     (``GITHUB_ACTOR``, ``GITLAB_USER_LOGIN``, ``BUILD_USER_ID``), for ``identity: ci``."""
@@ -351,6 +350,9 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(_ProjectFile(settings_cls, path))
         return tuple(sources)
+
+    def _repr_html_(self) -> str:
+        return fields(self.model_dump())
 
     def environment(self, name: str) -> EnvironmentSettings:
         """The environment called ``name``; a ConfigError lists the known ones."""

@@ -2,10 +2,12 @@
 
 The stage packages form layers; each line below is one contract:
 
-- ``errors`` imports nothing; ``settings`` only ``errors``.
+- ``errors`` imports nothing; ``display`` (the static HTML cells show, which any layer may use)
+  only the stdlib; ``settings`` builds on those two.
 - ``serving`` runs inside MLServer: it imports nothing of the toolkit but ``errors``/``settings``.
 - ``targets`` never import orchestration (``promote``, ``notebook``, ``cli``) or views.
-- ``promote.approvals`` is a pure model; ``promote.widgets`` is a thin view over it.
+- ``promote.approvals`` is a pure model; ``promote.evidence`` (its static HTML) and
+  ``promote.widgets`` are thin views over it.
 - Heavy SDKs are imported where they are used, never at module level.
 """
 
@@ -67,10 +69,26 @@ def test_errors_module_has_no_third_party_imports():
     assert imports_of(PACKAGE / "errors.py") <= {"__future__", "__future__.annotations"}
 
 
+def test_display_helpers_import_only_the_stdlib():
+    import sys
+
+    top = {n.split(".")[0] for n in imports_of(PACKAGE / "display.py")}
+    assert top <= set(sys.stdlib_module_names) | {"__future__"}, top
+
+
 def test_approvals_model_is_pure():
     allowed = ("__future__", "dataclasses", "datetime", "json", "typing", "mlops_kit.errors",
-               "mlops_kit.redact", "mlops_kit.settings")  # fmt: skip
+               "mlops_kit.redact", "mlops_kit.settings", "mlops_kit.display",
+               "mlops_kit.promote.evidence")  # fmt: skip
     assert all(n.startswith(allowed) for n in imports_of(PACKAGE / "promote" / "approvals.py"))
+
+
+def test_evidence_is_a_view_of_the_request():
+    # Types only for project and registry: the caller hands them in to gather from.
+    names = toolkit_imports(PACKAGE / "promote" / "evidence.py")
+    allowed = ("mlops_kit.display", "mlops_kit.promote.approvals", "mlops_kit.project",
+               "mlops_kit.registry.client")  # fmt: skip
+    assert all(n.startswith(allowed) for n in names - {"mlops_kit"})
 
 
 def test_widgets_are_a_thin_view():

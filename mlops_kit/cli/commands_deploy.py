@@ -42,8 +42,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if report.changed:
             print(report.summary(), flush=True)
 
-    print(f"watching {args.environment} every {args.interval}s (Ctrl-C to stop)", flush=True)
     try:
+        print(f"watching {args.environment} every {args.interval}s (Ctrl-C to stop)", flush=True)
         watch(proj, args.environment, interval=args.interval, stop=stop, on_report=show)
     except KeyboardInterrupt:
         stop.set()

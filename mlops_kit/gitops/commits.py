@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mlops_kit import redact
+from mlops_kit import display, redact
 from mlops_kit.errors import ConfigError
 
 _TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -32,6 +32,29 @@ class Commit:
     """Author date, timezone-aware."""
     subject: str
     trailers: dict[str, str] = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, str]:
+        """A flat mapping for tables: short sha, time, author, subject, version, request."""
+        return {
+            "commit": self.sha[:10],
+            "at": self.timestamp.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
+            "author": self.author,
+            "subject": self.subject,
+            "version": self.trailers.get("Model-Version", ""),
+            "request": self.trailers.get("Request-Id", ""),
+        }
+
+    def _repr_html_(self) -> str:
+        return display.table([self.as_row()])
+
+
+class Commits(list[Commit]):
+    """Commits, newest first, shown as a table in a notebook (``git log`` for people)."""
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<p>No commits.</p>"
+        return display.table([c.as_row() for c in self])
 
 
 def parse_commit(record: str) -> Commit:

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlops_kit import display
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import PromotionRequired
 from mlops_kit.gitops.repository import GitOpsRepo
@@ -32,7 +33,7 @@ def current_actor() -> str:
 
 
 @dataclass(frozen=True)
-class DeployResult:
+class DeployResult(display.Rich):
     """What a deploy committed and what the environment serves afterwards."""
 
     environment: str
@@ -50,6 +51,22 @@ class DeployResult:
             "sync": self.sync.summary(),
             "endpoint": self.endpoint,
         }
+
+    def _repr_html_(self) -> str:
+        rows = {
+            "GitOps commit": (self.commit or "unchanged (already in the repository)")[:10],
+            "sync": self.sync.summary(),
+            "endpoint": display.Html(display.link(self.endpoint)),
+        }
+        return display.section(
+            f"{self.environment} serves v{self.version}", display.fields(rows), passed=True,
+            status="deployed",
+        )  # fmt: skip
+
+    def _figure_(self) -> display.Figure:
+        return display.Figure(
+            f"deploy ({self.environment})", f"serves v{self.version} at {self.endpoint}", True
+        )
 
 
 def spec_for(project: Project, environment: str, version: str | int) -> DeploymentSpec:

@@ -31,6 +31,7 @@ from mlops_kit.gitops.commits import (
     RECORD,
     REVERT_COPIES,
     Commit,
+    Commits,
     check_actor,
     identity,
     merge_trailers,
@@ -259,7 +260,7 @@ class GitOpsRepo(BranchOperations):
         *,
         ref: str | None = None,
         limit: int | None = None,
-    ) -> list[Commit]:
+    ) -> Commits:
         """Commits of the branch (or ``ref``), newest first, that touched a path.
 
         ``path`` is any repository path; without it ``environment`` and/or ``model`` select
@@ -278,7 +279,7 @@ class GitOpsRepo(BranchOperations):
         if limit is not None:
             args.append(f"--max-count={limit}")
         out = self._out(*args, tip, "--", *pathspecs)
-        return [parse_commit(record) for record in out.split(RECORD) if record.strip()]
+        return Commits(parse_commit(record) for record in out.split(RECORD) if record.strip())
 
     def revert(self, sha: str, *, actor: str, trailers: Mapping[str, str] | None = None) -> str:
         """Undo a commit of the branch with a real ``git revert`` commit, pushed; its sha.

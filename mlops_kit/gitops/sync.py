@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from mlops_kit import targets
+from mlops_kit import display, targets
 from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.settings import require_project
 
@@ -33,7 +33,7 @@ class SyncAction:
 
 
 @dataclass
-class SyncReport:
+class SyncReport(display.Rich):
     """One reconciliation of an environment against a GitOps commit."""
 
     environment: str
@@ -63,6 +63,17 @@ class SyncReport:
             if a.kind != "unchanged"
         ]
         return "\n".join(lines) + drift
+
+    def _repr_html_(self) -> str:
+        rows = [
+            {"action": a.kind, "model": a.model_name, "version": a.version, "detail": a.detail}
+            for a in self.actions
+        ]
+        head = display.paragraph(
+            f"{display.esc(self.environment)} synced to <code>{display.esc(self.commit[:10])}"
+            f"</code> in {self.seconds:.2f} s."
+        )
+        return head + (display.table(rows) if rows else "")
 
 
 def sync(

@@ -156,6 +156,7 @@ def run_notebooks(
     from papermill.exceptions import PapermillExecutionError
 
     from mlops_kit.notebook.kernels import EncryptedKernelManager
+    from mlops_kit.promote.evidence import REPORT_ENV
 
     settings = load_settings(config)
     paths = resolve(names, notebooks_dir(settings))
@@ -163,6 +164,8 @@ def run_notebooks(
     out_dir = Path(output_dir if output_dir is not None else settings.reports_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {PIPELINE_RUN_ENV: os.environ.get(PIPELINE_RUN_ENV) or uuid.uuid4().hex[:12]}
+    # Kernels cite their reports where this run writes them, not where the settings say.
+    env.update({"MLOPS_KIT_REPORTS_DIR": str(out_dir.resolve()), REPORT_ENV: ""})
     if settings.project_file is not None:
         env["MLOPS_KIT_CONFIG"] = str(settings.project_file)
     runs = []
@@ -170,6 +173,7 @@ def run_notebooks(
         for path in paths:
             output = out_dir / path.name
             params = per_notebook[path]
+            os.environ[REPORT_ENV] = str(output.with_suffix(".html").resolve())
             try:
                 papermill.execute_notebook(
                     str(path),
@@ -199,21 +203,10 @@ def run_notebooks(
 
 
 def render_html(notebook: Path) -> Path:
-    """Render an executed notebook to a self-contained HTML file beside it."""
-    import nbformat
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
+    """Give an executed notebook its headline and render it to self-contained, offline HTML."""
+    from mlops_kit.notebook.report import export_html
 
-    if not notebook.is_file():
-        return notebook.with_suffix(".html")
-    # Coalesced streams show a progress bar as its final line, not one line per refresh.
-    exporter = HTMLExporter(
-        template_name="lab", config=Config({"CoalesceStreamsPreprocessor": {"enabled": True}})
-    )
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    html = notebook.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
-    return html
+    return export_html(notebook)
 
 
 def error_line(evalue: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from mlops_kit.display import Figure, Rich
 from mlops_kit.errors import ApprovalRefused
 from mlops_kit.redact import secret_reason
 from mlops_kit.settings import ApprovalPolicy
@@ -67,7 +68,7 @@ def decision_message(request: PromotionRequest, decision: Decision) -> str:
 
 
 @dataclass(frozen=True)
-class PromotionRequest:
+class PromotionRequest(Rich):
     """A request to move a model version from one environment to the next, with its evidence."""
 
     id: str
@@ -107,6 +108,16 @@ class PromotionRequest:
     def with_status(self, status: Status, outcome: str = "") -> PromotionRequest:
         """A copy with a new status (and why)."""
         return replace(self, status=status, outcome=outcome or self.outcome)
+
+    def _repr_html_(self) -> str:
+        from mlops_kit.promote.evidence import request_html  # the view, static HTML
+
+        return request_html(self)
+
+    def _figure_(self) -> Figure:
+        from mlops_kit.promote.evidence import request_figure
+
+        return request_figure(self)
 
 
 def check(

@@ -30,6 +30,7 @@ from mlops_kit.gitops.sync import sync
 from mlops_kit.process import locked
 from mlops_kit.promote import approvals, evidence, signing
 from mlops_kit.promote.approvals import Decision, DecisionKind, PromotionRequest
+from mlops_kit.promote.evidence import REPORT_ENV, current_report  # noqa: F401 - re-exported
 from mlops_kit.promote.signers import Signers
 from mlops_kit.registry.client import Registry
 from mlops_kit.settings import require_project

@@ -9,7 +9,9 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from mlops_kit import display
 from mlops_kit.errors import ToolkitError
+from mlops_kit.promote.evidence import STATUS_PASSED, request_html
 
 if TYPE_CHECKING:
     from mlops_kit.promote.approvals import PromotionRequest
@@ -17,42 +19,21 @@ if TYPE_CHECKING:
 
 
 def evidence_html(request: PromotionRequest) -> str:
-    """The request and its evidence as an HTML fragment."""
-    ev = request.evidence
-    metrics = ev.get("metrics", {})
-    cand, cur, diff = (
-        metrics.get("candidate", {}),
-        metrics.get("current", {}),
-        metrics.get("diff", {}),
+    """The request and its evidence as an HTML fragment (see :mod:`mlops_kit.promote.evidence`)."""
+    return request_html(request)
+
+
+def static_html(request: PromotionRequest) -> str:
+    """What the panel shows where no widget can run (an HTML report, a viewer without kernel)."""
+    command = f"mlops-kit approve {request.id} --as NAME"
+    if request.status != "pending":
+        line = f"{request.status}: {request.outcome}" if request.outcome else request.status
+        return display.verdict(STATUS_PASSED.get(request.status), line, "decided")
+    return (
+        f'<p class="mlops-approval-static">{display.badge(None, "pending")} '
+        f"The Approve / Reject panel runs in JupyterLab with a live kernel; "
+        f"or decide with <code>{html.escape(command)}</code>.</p>"
     )
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td>"
-        f"<td>{cur[k]:.4f}</td><td>{diff.get(k, 0):+.4f}</td></tr>"
-        if k in cur
-        else f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td><td>-</td><td>-</td></tr>"
-        for k, v in sorted(cand.items())
-    )
-    current = f"v{request.current}" if request.current else "nothing yet"
-    load = ev.get("load_test") or {}
-    load_text = ", ".join(f"{k}={v}" for k, v in load.items()) if load else "not run"
-    reports = "".join(f"<li>{html.escape(p)}</li>" for p in ev.get("reports", []))
-    gate = ev.get("gate", {})
-    smoke = ev.get("smoke", {})
-    esc = html.escape
-    parts = [
-        f"<h3>Promote {esc(request.model_name)} v{request.candidate} "
-        f"from {request.from_env} to {request.to_env}</h3>",
-        f"<p>Request <code>{esc(request.id)}</code> by <b>{esc(request.requested_by)}</b> "
-        f"at {request.requested_at}; {request.to_env} serves {current}. "
-        f"Status: <b>{request.status}</b></p>",
-        "<table><tr><th>metric</th><th>candidate</th><th>current</th><th>diff</th></tr>"
-        f"{rows}</table>",
-        f"<p>Gate: <b>{esc(gate.get('verdict', 'not run'))}</b> {esc(gate.get('detail', ''))}<br>",
-        f"Smoke test on {request.from_env}: <b>{esc(smoke.get('verdict', 'not run'))}</b><br>",
-        f"Load test: {esc(load_text)}</p>",
-        f"<p>Reports:</p><ul>{reports}</ul>" if reports else "",
-    ]
-    return "".join(parts)
 
 
 class ApprovalPanel:
@@ -126,10 +107,8 @@ class ApprovalPanel:
         self.approve_button.disabled = disabled
         self.reject_button.disabled = disabled
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        # The widget view for JupyterLab; static HTML for reports (which drop the view).
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["text/html"] = static_html(self.request)
+        return bundle

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from mlops_kit import display
 from mlops_kit.errors import ModelVersionNotFound, RegistryError
 from mlops_kit.train.training import TAG_PREFIX
 
@@ -21,7 +22,7 @@ ALIASES = ("staging", "production")
 
 
 @dataclass(frozen=True)
-class ModelVersionInfo:
+class ModelVersionInfo(display.Rich):
     """One registered model version with its aliases and tags."""
 
     name: str
@@ -51,6 +52,18 @@ class ModelVersionInfo:
             "data": lineage.get("data_fingerprint", "")[:12],
             "pipeline_run": lineage.get("pipeline_run_id", ""),
         }
+
+    def _repr_html_(self) -> str:
+        about = {
+            "aliases": ", ".join(self.aliases) or "none",
+            "created": self.created.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
+            "run": self.run_id,
+        }
+        return display.section(
+            f"{self.name} v{self.version}",
+            display.fields(about),
+            display.fields(self.lineage, title="tags (mlops.*)") if self.lineage else "",
+        )
 
 
 @dataclass

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from mlops_kit import display
 from mlops_kit.closing import Closing
 from mlops_kit.errors import ConfigError, TargetError, ToolkitError, UnsupportedSpec
 
@@ -32,7 +33,7 @@ Protocol = Literal["v2", "seldon"]
 
 
 @dataclass(frozen=True)
-class DeploymentStatus:
+class DeploymentStatus(display.Rich):
     """What a target observes about one deployment, right now."""
 
     environment: str
@@ -53,6 +54,20 @@ class DeploymentStatus:
     """What ``endpoint`` speaks: ``v2`` (append ``/infer``) or ``seldon`` (POST to it)."""
     metrics_url: str | None = None
     """Prometheus metrics of the server, where the target knows them."""
+
+    def summary(self) -> str:
+        """One line: what serves where, or why nothing does."""
+        serves = f"{self.model_name} v{self.version}" if self.version else self.model_name
+        state = "ready" if self.ready else "not ready"
+        where = f" at {self.endpoint}" if self.endpoint else ""
+        why = f" ({self.detail})" if self.detail else ""
+        return f"{self.environment}: {serves} {state}{where}{why}"
+
+    def _repr_html_(self) -> str:
+        return display.verdict(self.ready, self.summary(), "ready" if self.ready else "not ready")
+
+    def _figure_(self) -> display.Figure:
+        return display.Figure(self.environment, self.summary(), self.ready)
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,7 @@ class Check:
 
 
 @dataclass
-class SetupReport:
+class SetupReport(display.Rich):
     """What set-up created and verified."""
 
     target: str
@@ -119,11 +134,24 @@ class SetupReport:
         columns = ["application", "environment", "namespace", "path", "sync", "applied"]
         return pd.DataFrame(self.applications, columns=columns)
 
+    def _repr_html_(self) -> str:
+        rows = [{"check": c.name, "result": _ok(c.ok), "detail": c.detail} for c in self.checks]
+        return display.table(rows)
+
+    def _figure_(self) -> display.Figure:
+        failed = [c.name for c in self.checks if not c.ok]
+        text = f"{len(self.checks)} checks passed" if not failed else "failed: " + ", ".join(failed)
+        return display.Figure(f"set-up ({self.target})", text, not failed)
+
     def raise_for_failure(self) -> None:
         """Raise ConfigError listing the failed checks."""
         failed = [f"{c.name}: {c.detail}" for c in self.checks if not c.ok]
         if failed:
             raise ConfigError("set-up failed: " + "; ".join(failed))
+
+
+def _ok(ok: bool) -> display.Html:
+    return display.Html(display.badge(ok, "ok" if ok else "failed"))
 
 
 class DeploymentTarget(Closing):

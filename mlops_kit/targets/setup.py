@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from mlops_kit import display
 from mlops_kit.errors import ParameterError
 from mlops_kit.settings import require_project
 from mlops_kit.targets.base import Check, SetupReport
@@ -91,8 +92,10 @@ def _environment_row(project: Project, env: EnvironmentSettings, target: str) ->
 
 def _check_registry(project: Project) -> Check:
     try:
-        experiment = project.experiment_id()
-        project.client.search_registered_models(max_results=1)
+        # Creating the registry's tables logs INFO lines that are no news in a cell's output.
+        with display.quiet():
+            experiment = project.experiment_id()
+            project.client.search_registered_models(max_results=1)
     except Exception as exc:
         return Check("model registry", False, f"{project.tracking_uri}: {exc}")
     return Check("model registry", True, f"{project.tracking_uri} (experiment {experiment})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlops_kit import display
 from mlops_kit.errors import GateFailed, ParameterError, SchemaMismatch
 from mlops_kit.registry.client import Registry
 from mlops_kit.train.schema import RESET_HINT, SchemaChange, compare, input_columns
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class GateVerdict:
+class GateVerdict(display.Rich):
     """The gate's decision with the figures behind it."""
 
     passed: bool
@@ -75,8 +76,20 @@ class GateVerdict:
             raise GateFailed(self.summary(), verdict=self)
 
     def _repr_html_(self) -> str:
-        colour = "#1a7f37" if self.passed else "#cf222e"
-        return f'<p style="color:{colour};font-weight:bold">{self.summary()}</p>'
+        rows = [
+            {"": "challenger", "version": f"v{self.challenger_version}",
+             self.metric: f"{self.challenger_value:.4f}"},
+            {"": "champion", "version": f"v{self.champion_version}" if self.champion_version
+             else "none yet",
+             self.metric: "–" if self.champion_value is None else f"{self.champion_value:.4f}"},
+        ]  # fmt: skip
+        rules = f"Floor {self.min_value:.4f}; at most {self.max_regression:.4f} below the champion."
+        return (
+            display.verdict(self.passed, self.summary()) + display.table(rows) + (f"<p>{rules}</p>")
+        )
+
+    def _figure_(self) -> display.Figure:
+        return display.Figure("quality gate", self.summary(), self.passed)
 
 
 def decide(

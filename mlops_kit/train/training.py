@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from mlops_kit import display
 from mlops_kit.errors import ParameterError, RegistryError, SchemaMismatch
 from mlops_kit.settings import DATASETS, TrainingSettings
 from mlops_kit.train.schema import schema_failure
@@ -28,7 +29,7 @@ PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy"]
 
 
 @dataclass(frozen=True)
-class Dataset:
+class Dataset(display.Rich):
     """A deterministic train/test split of a bundled scikit-learn dataset."""
 
     name: str
@@ -50,9 +51,20 @@ class Dataset:
             "fingerprint": self.fingerprint[:12],
         }
 
+    def _repr_html_(self) -> str:
+        return display.fields(self.summary())
+
+    def _figure_(self) -> display.Figure:
+        s = self.summary()
+        return display.Figure(
+            "data",
+            f"{s['dataset']}: {s['train_rows']} training / {s['test_rows']} held-out rows, "
+            f"{s['features']} features, {s['classes']} classes",
+        )
+
 
 @dataclass(frozen=True)
-class TrainingResult:
+class TrainingResult(display.Rich):
     """What one training run produced and where the registry keeps it."""
 
     model_name: str
@@ -62,6 +74,20 @@ class TrainingResult:
     metrics: dict[str, float]
     params: dict[str, Any]
     lineage: dict[str, str] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        metrics = display.table(
+            [{"metric": k, "held-out value": f"{v:.4f}"} for k, v in sorted(self.metrics.items())]
+        )
+        return display.section(
+            f"Registered {self.model_name} v{self.version}",
+            display.paragraph(f"MLflow run <code>{display.esc(self.run_id)}</code>."),
+            metrics,
+        )
+
+    def _figure_(self) -> display.Figure:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(self.metrics.items())[:2])
+        return display.Figure("registered", f"{self.model_name} v{self.version}: {shown}")
 
 
 def training_params(defaults: TrainingSettings | None = None, **overrides: Any) -> TrainingSettings:
@@ -238,7 +264,11 @@ def train_and_register(
     fail_stale_runs(project)
     estimator = build_estimator(params)
     tags = lineage(data, pipeline_run_id)
-    with mlflow.start_run(run_name=f"train-{data.name}-{params.model_type}") as run:
+    # MLflow prints "Successfully registered model ..." and INFO lines: not for cell output.
+    with (
+        display.quiet(),
+        mlflow.start_run(run_name=f"train-{data.name}-{params.model_type}") as run,
+    ):
         mlflow.log_params(params.model_dump())
         mlflow.set_tags({**tags, **owner_tags()})
         estimator.fit(data.X_train, data.y_train)

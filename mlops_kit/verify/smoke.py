@@ -22,6 +22,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from mlops_kit import display
 from mlops_kit.errors import ParameterError, SmokeTestFailed, ToolkitError
 from mlops_kit.targets.base import DeploymentStatus
 from mlops_kit.verify.v2 import Protocol, protocol_for
@@ -32,7 +33,7 @@ _SHOWN = 5  # mismatching rows quoted in a failure
 
 
 @dataclass(frozen=True)
-class SmokeResult:
+class SmokeResult(display.Rich):
     """What a smoke test saw; ``passed`` is True only when ``failures`` is empty."""
 
     endpoint: str
@@ -63,6 +64,34 @@ class SmokeResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for reports, tags and commit trailers."""
         return {**asdict(self), "latency_summary": self.latency_summary()}
+
+    def summary(self) -> str:
+        """One line: verdict, requests, served version and latency (or the first failure)."""
+        head = "passed" if self.passed else "FAILED"
+        served = f", served v{self.served_version}" if self.served_version else ""
+        lat = self.latency_summary()
+        timing = f", p50 {lat['p50']:.1f} ms, max {lat['max']:.1f} ms" if lat else ""
+        tail = f": {self.failures[0]}" if self.failures else ""
+        more = f" (+{len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+        return f"smoke test {head}: {self.n_requests} requests{served}{timing}{tail}{more}"
+
+    def _repr_html_(self) -> str:
+        lat = self.latency_summary()
+        rows = {
+            "endpoint": self.endpoint,
+            "requests": self.n_requests,
+            "served version": self.served_version,
+            "latency, ms": ", ".join(f"{k} {v:.1f}" for k, v in lat.items()) or "no answer",
+        }
+        failures = "".join(f"<li>{display.esc(f)}</li>" for f in self.failures)
+        return (
+            display.verdict(self.passed, self.summary())
+            + display.fields(rows)
+            + (f"<ul>{failures}</ul>" if failures else "")
+        )
+
+    def _figure_(self) -> display.Figure:
+        return display.Figure("smoke test", self.summary(), self.passed)
 
 
 def smoke_test(

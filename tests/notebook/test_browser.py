@@ -3,7 +3,11 @@
 Everything on the path is real: a JupyterLab server on 127.0.0.1, Debian's Chromium driven by
 Playwright, an ipykernel running the notebook, the ipywidgets comm carrying the click,
 the promotion merged in the GitOps repository, and production's MLServer answering on
-loopback before (v1) and after (v2) the click.
+loopback before (v1) and after (v2) the click. A load-test report opens in the same browser
+with every network request refused, and still shows its figures.
+
+``MLOPS_KIT_SCREENSHOTS=images`` (``make screenshots``) keeps the README's pictures: the panel
+before and after the decision, and the load-test report.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(300)]
 
 NOTEBOOK = "03_promote_model.ipynb"
+# Read at import: the tests' isolation removes every MLOPS_KIT_* variable before they run.
+SCREENSHOTS = os.environ.get("MLOPS_KIT_SCREENSHOTS")
+KEEP = Path(SCREENSHOTS).resolve() if SCREENSHOTS else None
 PROJECT_FILE = {
     "project": "browser-test",
     "model_name": "wine-classifier",
@@ -49,6 +56,13 @@ PROJECT_FILE = {
         },
     ],
 }
+
+
+def keep(target: Any, name: str, **options: Any) -> None:
+    """Save a screenshot of a page or an element as ``$MLOPS_KIT_SCREENSHOTS/<name>``, if set."""
+    if KEEP is not None:
+        KEEP.mkdir(parents=True, exist_ok=True)
+        target.screenshot(path=str(KEEP / name), **options)
 
 
 def _install_chromium() -> None:
@@ -132,6 +146,7 @@ def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
     from mlops_kit.registry.client import Registry
     from mlops_kit.targets import for_environment
     from mlops_kit.targets.local import stop_all
+    from mlops_kit.train.gates import evaluate_gate
     from mlops_kit.train.training import load_dataset, train_and_register, training_params
     from mlops_kit.verify import v2
     from tests.support.signers import demo_signers, key
@@ -150,6 +165,9 @@ def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
         deploy(project, "staging", 2, actor="alice")
         smoke(project, "staging", 2)
         registry.set_alias("staging", 2)
+        # The evidence notebook 02 would have gathered: the gate verdict, the smoke test.
+        evaluate_gate(project, 2, data)
+        smoke(project, "staging", 2)
         request = Promotions(project).open(2, requested_by="alice")
         endpoint = for_environment(project.settings, "production").endpoint(project.model_name)
         yield Pending(project, request.id, endpoint, v2.encode_dataframe(data.X_test.head(1)))
@@ -184,6 +202,7 @@ def test_approve_in_jupyterlab_rolls_out_to_production(lab, pending, tmp_path, r
             expect(approve).to_be_enabled()
             panel.locator(".mlops-approver input").fill("bob")
             panel.locator(".mlops-comment textarea").fill("clicked in Chromium")
+            keep(panel, "approval-panel-pending.png")
             approve.click()
 
             # The rollout (merge, sync, smoke test) runs in the kernel behind the click.
@@ -193,6 +212,7 @@ def test_approve_in_jupyterlab_rolls_out_to_production(lab, pending, tmp_path, r
             page.screenshot(path=str(shot))
             expect(outcome).to_contain_text("rolled_out: production serves v2", timeout=1_000)
             expect(approve).to_be_disabled()
+            keep(panel, "approval-panel-approved.png")
         except BaseException:
             if not shot.exists():
                 page.screenshot(path=str(shot))
@@ -211,3 +231,71 @@ def test_approve_in_jupyterlab_rolls_out_to_production(lab, pending, tmp_path, r
     assert request.approvers == ["bob"]
     assert request.decisions[0].comment == "clicked in Chromium"
     assert [ok for _, ok in Promotions(pending.project).verify_decisions(request)] == [True]
+
+
+@pytest.fixture
+def staging(tmp_path: Path) -> Iterator[Path]:
+    """A project file whose staging serves wine v1 (the servers are stopped afterwards)."""
+    from mlops_kit.gitops.deploy import deploy
+    from mlops_kit.project import Project
+    from mlops_kit.targets.local import stop_all
+    from mlops_kit.train.training import load_dataset, train_and_register, training_params
+
+    config = tmp_path / "mlops.yaml"
+    config.write_text(yaml.safe_dump({**PROJECT_FILE, "state_dir": str(tmp_path / "state")}))
+    project = Project.load(config)
+    try:
+        train_and_register(project, load_dataset("wine"), training_params(n_estimators=10))
+        deploy(project, "staging", 1, actor="alice")
+        yield config
+    finally:
+        stop_all(project.state_dir)
+
+
+def test_the_load_test_report_reads_offline(staging, chromium, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from mlops_kit.notebook import runner
+
+    (run,) = runner.run_notebooks(
+        [str(NOTEBOOKS / "04_load_test.ipynb")],
+        {"users": 8, "duration_s": 4.0},
+        output_dir=tmp_path / "reports",
+        config=staging,
+        progress_bar=False,
+    )
+    refused: list[str] = []
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, tmp_path / "chromium", tmp_path / "home")
+        page = browser.pages[0] if browser.pages else browser.new_page()
+        try:
+            # Anything but the file itself (and its inline data: images) would be the network.
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_()
+                    if route.request.url.startswith(("file:", "data:"))
+                    else (refused.append(route.request.url), route.abort())
+                ),
+            )
+            page.goto(run.html.as_uri())
+            expect(page.get_by_text("04_load_test ✔ passed")).to_be_visible()
+            expect(page.get_by_text("Load test of wine-classifier v1 in staging")).to_be_visible()
+            expect(page.locator(".mlops-verdict").last).to_contain_text("SLO PASSED in staging")
+            keep(
+                page,
+                "load-test-report.png",
+                clip=_clip(page, "#Run-the-load", "#Throughput-over-time"),
+                full_page=True,
+            )
+        finally:
+            browser.close()
+    assert refused == []
+
+
+def _clip(page: Any, start: str, end: str) -> dict[str, float]:
+    """The page region from element ``start`` down to element ``end`` (for a screenshot)."""
+    top = page.locator(start).bounding_box()
+    bottom = page.locator(end).bounding_box()
+    width = page.viewport_size["width"] if page.viewport_size else 1400
+    return {"x": 0, "y": top["y"] - 12, "width": width, "height": bottom["y"] - top["y"]}

@@ -73,6 +73,18 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
     statuses = [r.status for r in Promotions(project).all()]
     assert statuses == ["rolled_out", "rolled_out"]
     assert for_environment(project.settings, "production").status(project.model_name).version == "2"
+    # The review's report reads offline: request, metric table and gate verdict as plain HTML.
+    first = Promotions(project).all()[0]
+    html = runs[2].html.read_text()
+    assert "<script" not in html
+    assert first.id in html and 'class="mlops-table mlops-metrics"' in html
+    assert "gate PASSED: v1" in html and "✔ rolled_out" in html
+    assert html.index("Report · ") < html.index("03 · Review")
+    # It cites the reports where this run wrote them (not the settings' build/notebooks).
+    assert first.evidence["reports"] == [
+        "build/01_setup_cluster.html",
+        "build/02_create_pipeline.html",
+    ]
 
 
 def test_notebook_03_does_not_wait_without_a_decision(tmp_path, monkeypatch, servers):

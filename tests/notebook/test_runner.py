@@ -50,7 +50,9 @@ def test_success_writes_notebook_and_html_and_injects_parameters(tmp_path):
     )
     assert run.html.read_text().startswith("<!DOCTYPE html>")
     executed = nbformat.read(run.output, as_version=4)
-    assert "injected-parameters" in executed.cells[1].metadata.tags
+    # The report's headline first, then the parameters cell and papermill's injected one.
+    assert "mlops-headline" in executed.cells[0].metadata.tags
+    assert "injected-parameters" in executed.cells[2].metadata.tags
 
 
 def test_unknown_parameter_is_refused_before_any_kernel_starts(tmp_path):

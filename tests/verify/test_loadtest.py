@@ -132,11 +132,12 @@ def test_slo_verdicts_are_tagged_and_attached_to_the_pending_request(served, run
     assert float(tags["mlops.loadtest.staging.p99_ms"]) == pytest.approx(run.result.p99_ms, 0.01)
     assert float(tags["mlops.loadtest.staging.rps"]) > 1
     assert tags["mlops.loadtest.staging.error_rate"] == "0.0000"
-    assert recorded["promotion_request"] == request.id
+    assert recorded.promotion_request == request.id
+    assert request.id in recorded._repr_html_()
     evidence = Promotions(project).get(request.id).evidence["load_test"]
     assert evidence["verdict"] == "passed" and evidence["version"] == version
     assert evidence["server"]["requests"] >= run.result.requests
-    assert loadtest.enforce(verdict, fail_on_slo=True).startswith("SLO PASSED")
+    assert loadtest.enforce(verdict, fail_on_slo=True) is verdict
 
     strict = loadtest.evaluate(run, Slo(p99_ms=0.001, max_error_rate=0.0, min_rps=1e9))
     assert not strict.passed
@@ -144,7 +145,7 @@ def test_slo_verdicts_are_tagged_and_attached_to_the_pending_request(served, run
     assert "p99 latency" in strict.reasons[0] and "throughput" in strict.reasons[1]
     loadtest.record(project, run, strict)
     assert Registry(project).get(version).tags["mlops.loadtest.staging.verdict"] == "failed"
-    assert "FAILED" in loadtest.enforce(strict, fail_on_slo=False)
+    assert loadtest.enforce(strict, fail_on_slo=False) is strict
     with pytest.raises(SloFailed, match="missed its SLO: p99 latency"):
         loadtest.enforce(strict, fail_on_slo=True)
     # A request opened now carries the recorded figures as evidence from the start.
@@ -176,6 +177,7 @@ def test_notebook_04_runs_under_papermill_and_fails_on_a_missed_slo(served, tmp_
     assert len(images) == 4
     html = (tmp_path / "build" / "04_load_test.html").read_text()
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64', html)) == 4
+    assert "<script" not in html and "04_load_test ✘ failed" in html and "SloFailed" in html
     assert Registry(project).get(version).tags["mlops.loadtest.staging.verdict"] == "failed"
     assert json.loads((tmp_path / "build/monitoring/dashboard.json").read_text())["panels"]
 

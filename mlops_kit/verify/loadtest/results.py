@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlops_kit import display
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -38,7 +40,7 @@ def _label(status: int, kinds: list[str]) -> str:
 
 
 @dataclass(frozen=True)
-class LoadTestResult:
+class LoadTestResult(display.Rich):
     """What the client saw: throughput, latency percentiles, errors — overall and per second."""
 
     url: str
@@ -103,6 +105,17 @@ class LoadTestResult:
             "by_status": dict(self.by_status),
             "generator_cpu": None if self.generator_busy is None else f"{self.generator_busy:.0%}",
         }
+
+    def headline(self) -> str:
+        """One line: requests, throughput, p99 and errors."""
+        p99 = "n/a" if self.p99_ms is None else f"{self.p99_ms:.1f} ms"
+        return (
+            f"{self.requests} requests in {self.elapsed_s:.1f} s by {self.users} users: "
+            f"{self.rps:.1f} req/s, p99 {p99}, errors {self.error_rate:.2%}"
+        )
+
+    def _repr_html_(self) -> str:
+        return display.paragraph(display.esc(self.headline())) + display.fields(_client(self))
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, as plain data (JSON-ready)."""
@@ -201,7 +214,7 @@ def _users_at(users_at: list[tuple[float, int]], t: float) -> int:
 
 
 @dataclass(frozen=True)
-class LoadTestRun:
+class LoadTestRun(display.Rich):
     """A load test of what one environment serves: client figures beside the server's own."""
 
     environment: str
@@ -244,6 +257,49 @@ class LoadTestRun:
             **self.result.summary(),
             "server": self.server.to_dict() if self.server else self.server_note,
         }
+
+    def _repr_html_(self) -> str:
+        r = self.result
+        server = (
+            display.fields(_server(self.server), title="the server counted")
+            if self.server
+            else display.paragraph(display.esc(self.server_note or "no server metrics"))
+        )
+        return display.section(
+            f"Load test of {self.model_name} v{self.version} in {self.environment}",
+            display.paragraph(display.esc(r.headline()) + f" (stopped by {r.stopped_by})."),
+            display.fields(_client(r), title="the client measured"),
+            server,
+        )
+
+    def _figure_(self) -> display.Figure:
+        return display.Figure(f"load test ({self.environment})", self.result.headline())
+
+
+def _client(r: LoadTestResult) -> dict[str, Any]:
+    latency = ", ".join(f"{k} {v:.1f}" for k, v in r.latency_ms.items() if v is not None)
+    return {
+        "endpoint": r.url,
+        "users": f"{r.users} (spawned {r.spawn_rate:g}/s)",
+        "paced": "as fast as answered" if r.rate is None else f"{r.rate:g} req/s",
+        "requests": r.requests,
+        "throughput": f"{r.rps:.1f} req/s",
+        "latency, ms": latency or "no successful request",
+        "errors": f"{r.failures} ({r.error_rate:.2%})",
+        "by status": ", ".join(f"{k}: {n}" for k, n in sorted(r.by_status.items())),
+        "generator CPU": "–" if r.generator_busy is None else f"{r.generator_busy:.0%} of a core",
+    }
+
+
+def _server(s: ServerFigures) -> dict[str, Any]:
+    latency = {"mean": s.mean_ms, "p50": s.p50_ms, "p90": s.p90_ms, "p99": s.p99_ms}
+    return {
+        "requests": f"{s.requests} ({s.rps:.1f} req/s)",
+        "errors": s.errors,
+        "latency, ms": ", ".join(f"{k} {v:.1f}" for k, v in latency.items() if v is not None),
+        "time in model, mean ms": _r(s.model_mean_ms),
+        "CPU, % of a core": _r(s.cpu_percent),
+    }
 
 
 def _r(value: float | None) -> float | None:

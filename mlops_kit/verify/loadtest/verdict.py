@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from mlops_kit import display
 from mlops_kit.errors import ParameterError, SloFailed
 from mlops_kit.settings import Slo
 from mlops_kit.verify.loadtest.results import LoadTestResult, LoadTestRun
@@ -29,7 +30,7 @@ class SloCheck:
 
 
 @dataclass(frozen=True)
-class SloVerdict:
+class SloVerdict(display.Rich):
     """Pass or fail of a load test against its objectives, with the reason for each failure."""
 
     passed: bool
@@ -52,6 +53,21 @@ class SloVerdict:
         return (
             f"SLO {head}{where}: p99 {p99}, {self.rps:.1f} req/s, errors {self.error_rate:.2%} "
             f"over {self.requests} requests{tail}"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [
+            {"objective": f"{c.name} {c.objective}",
+             "measured": "–" if c.measured is None else round(c.measured, 4),
+             "result": display.Html(display.badge(c.passed, "pass" if c.passed else "FAIL")),
+             "why": "" if c.passed else c.reason}
+            for c in self.checks
+        ]  # fmt: skip
+        return display.verdict(self.passed, self.summary()) + display.table(rows)
+
+    def _figure_(self) -> display.Figure:
+        return display.Figure(
+            f"SLO ({self.environment or 'endpoint'})", self.summary(), self.passed
         )
 
     def raise_for_failure(self) -> None:
@@ -167,8 +183,8 @@ def evaluate(result: LoadTestResult | LoadTestRun, slo: Slo | None = None) -> Sl
     )
 
 
-def enforce(verdict: SloVerdict, fail_on_slo: bool) -> str:
-    """Raise SloFailed for a failed verdict when ``fail_on_slo``; else return its summary line.
+def enforce(verdict: SloVerdict, fail_on_slo: bool) -> SloVerdict:
+    """Raise SloFailed for a failed verdict when ``fail_on_slo``; else return the verdict.
 
     Under papermill the raise fails the notebook (and ``mlops-kit run`` exits 1).
     """
@@ -176,4 +192,4 @@ def enforce(verdict: SloVerdict, fail_on_slo: bool) -> str:
         raise ParameterError("fail_on_slo", f"must be True or False, not {fail_on_slo!r}")
     if fail_on_slo:
         verdict.raise_for_failure()
-    return verdict.summary()
+    return verdict

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mlops_kit.display import Fields
 from mlops_kit.errors import ConfigError
 from mlops_kit.verify.monitoring.metrics import FLAVOURS, Flavour
 from mlops_kit.verify.monitoring.queries import queries
@@ -147,7 +148,7 @@ def dashboard(
 def write_dashboard(
     directory: str | Path = "build/monitoring",
     flavours: Iterable[Flavour] = ("mlserver", "seldon-v1", "seldon-v2"),
-) -> dict[str, Path]:
+) -> Fields:
     """Write ``dashboard.json`` (import it in Grafana) and ``queries.json`` (the PromQL by set)."""
     chosen = list(flavours)
     out = Path(directory)
@@ -161,4 +162,4 @@ def write_dashboard(
         )
         + "\n"
     )
-    return {"dashboard": board, "queries": listing}
+    return Fields(dashboard=board, queries=listing)
