@@ -19,7 +19,8 @@ body ``{"error": "..."}``:
   header values that cannot go on the wire (CR, LF) are dropped instead of breaking the
   connection.
 - :func:`install_handlers`: FastAPI's validation errors and Starlette's 404 and 405 as
-  ``{"error": ...}`` naming the field or method, without echoing the input; an unexpected
+  ``{"error": ...}`` naming the field or method, without echoing the input (MLServer's own
+  errors keep their answer, their message bounded to 1,000 characters); an unexpected
   exception as a JSON 500 with ``Connection: close``, so a pooled client never reuses a
   connection the server is about to drop.
 
@@ -43,6 +44,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from mlserver.errors import MLServerError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -428,6 +430,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 
 
+async def _mlserver_error(request: Request, exc: Exception) -> JSONResponse:
+    """MLServer's own answer to its errors, its message cut short (it may quote the path)."""
+    assert isinstance(exc, MLServerError)
+    return JSONResponse({"error": _part(exc, 1000)}, status_code=exc.status_code)
+
+
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"error": f"internal server error ({type(exc).__name__}); see the server log"},
@@ -438,6 +446,7 @@ async def _server_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_handlers(app: FastAPI) -> None:
     """Make ``app`` answer validation, routing and unexpected errors as ``{"error": ...}``."""
+    app.add_exception_handler(MLServerError, _mlserver_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _server_error)

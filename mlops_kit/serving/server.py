@@ -3,11 +3,12 @@
     python -c "from mlops_kit.serving.server import main; main()" FOLDER \\
         [--max-request-bytes N] [--max-header-bytes N] [--read-timeout SECONDS]
 
-MLServer builds its FastAPI app and its uvicorn server itself, with no hook for either; this
-does what ``mlserver start`` does (same settings files, same event loop) and, between making
-the server and starting it, installs the pieces of :mod:`mlops_kit.serving.guard`: the
-exception handlers on the app, the :class:`~mlops_kit.serving.guard.Guard` around it, and the
-guarded protocol in uvicorn's configuration.
+MLServer builds its FastAPI apps and their uvicorn servers itself (one for the V2 REST API,
+one for Prometheus metrics), with no hook for either; this does what ``mlserver start`` does
+(same settings files, same event loop) and, between making the server and starting it,
+installs the pieces of :mod:`mlops_kit.serving.guard` on both: the exception handlers on the
+app, the :class:`~mlops_kit.serving.guard.Guard` around it, and the guarded protocol in
+uvicorn's configuration. (The gRPC port keeps gRPC's own message limit.)
 """
 
 from __future__ import annotations
@@ -28,14 +29,19 @@ __all__ = ["install", "main"]
 
 
 def install(server: MLServer, limits: Limits) -> None:
-    """Put the guard in front of ``server``'s REST server; call before ``server.start()``.
+    """Put the guard in front of ``server``'s HTTP servers; call before ``server.start()``.
 
-    Uses two private attributes of MLServer 1.7 (``_rest_server`` and its ``_get_config``):
-    the tests of this package fail if a new MLServer moves them.
+    Uses private attributes of MLServer 1.7 (``_rest_server``, ``_metrics_server``, their
+    ``_app`` and ``_get_config``): the tests of this package fail if a new MLServer moves them.
     """
-    rest: Any = server._rest_server
-    install_handlers(rest._app)
-    get_config = rest._get_config
+    for part in (server._rest_server, server._metrics_server):
+        if part is not None:
+            _guard(part, limits)
+
+
+def _guard(part: Any, limits: Limits) -> None:
+    install_handlers(part._app)
+    get_config = part._get_config
 
     def guarded_config() -> Any:
         config = get_config()
@@ -43,7 +49,7 @@ def install(server: MLServer, limits: Limits) -> None:
         config.http = GuardedHttpProtocol.with_limits(limits)
         return config
 
-    rest._get_config = guarded_config
+    part._get_config = guarded_config
 
 
 async def _serve(folder: str, limits: Limits) -> None:
