@@ -301,7 +301,7 @@ class Guard:
         async def checked_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", ())
-                if any(_BAD_HEADER_VALUE.search(value) for _, value in headers):
+                if _BAD_HEADER_VALUE.search(b" ".join([value for _, value in headers])):
                     message = {**message, "headers": _without_bad_values(headers)}
             await send(message)
 
