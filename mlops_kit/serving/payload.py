@@ -94,17 +94,23 @@ def id_problem(request_id: str | None) -> str | None:
 
 # -- values ----------------------------------------------------------------------------------
 # A check per datatype returns the index of the first value that does not fit, or -1; they run
-# on every value of every request, so they are plain loops. ``type(v) is`` rather than
-# isinstance: a JSON ``true`` is a Python bool, which isinstance calls an int.
+# on every value of every request, so they are plain loops (without ``enumerate``: the index is
+# looked up only for a value that fails). ``type(v) is`` rather than isinstance: a JSON
+# ``true`` is a Python bool, which isinstance calls an int.
+
+
+def _index_of(values: list[Any], value: Any) -> int:
+    """Where ``value`` (the very object) first occurs in ``values``."""
+    return next(index for index, item in enumerate(values) if item is value)
 
 
 def _float_check(limit: float) -> Callable[[list[Any]], int]:
     def first_bad(values: list[Any]) -> int:
-        for index, value in enumerate(values):
+        for value in values:
             kind = type(value)
             if (kind is float or kind is int) and -limit <= value <= limit:  # NaN compares False
                 continue
-            return index
+            return _index_of(values, value)
         return -1
 
     return first_bad
@@ -112,25 +118,25 @@ def _float_check(limit: float) -> Callable[[list[Any]], int]:
 
 def _int_check(low: int, high: int) -> Callable[[list[Any]], int]:
     def first_bad(values: list[Any]) -> int:
-        for index, value in enumerate(values):
+        for value in values:
             if type(value) is not int or not low <= value <= high:
-                return index
+                return _index_of(values, value)
         return -1
 
     return first_bad
 
 
 def _first_bad_bool(values: list[Any]) -> int:
-    for index, value in enumerate(values):
+    for value in values:
         if type(value) is not bool:
-            return index
+            return _index_of(values, value)
     return -1
 
 
 def _first_bad_bytes(values: list[Any]) -> int:
-    for index, value in enumerate(values):
+    for value in values:
         if type(value) is not str and value is not None:
-            return index
+            return _index_of(values, value)
     return -1
 
 
