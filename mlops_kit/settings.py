@@ -159,6 +159,19 @@ class ServingSettings(_Section):
 
     Only waits while other requests are in flight: a lone request is predicted at once.
     """
+    max_request_bytes: int = Field(default=16 * 2**20, ge=1024)
+    """Largest request body a local MLServer accepts, in bytes (gzip bodies once decoded).
+
+    A larger one is answered 413 before it is read; the connection stays usable.
+    """
+    max_header_bytes: int = Field(default=32 * 2**10, ge=1024)
+    """Largest request line plus headers a local MLServer accepts, in bytes (431 beyond)."""
+    read_timeout: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds a client has to send a whole request to a local MLServer, headers and body.
+
+    Counted from the request's first byte (or from opening the connection); a client still
+    sending then gets 408 and is disconnected, so stalled clients cannot hold connections.
+    """
     seldon_python: Path | None = None
     """Interpreter of an environment with seldon-core, for the ``custom`` flavour.
 

@@ -2,9 +2,11 @@
 
 Stock ``mlserver_mlflow.MLflowRuntime`` lets schema violations (a wrong column, a wrong shape)
 escape as exceptions, which MLServer turns into HTTP 500 with a traceback in the log. This
-runtime checks each request against the model's signature before predicting, using checks
-precomputed at load time, and turns what still fails in decoding or in MLflow's own schema
-enforcement into :class:`InvalidRequest` (HTTP 422, body ``{"error": "..."}``). It also
+runtime checks each request before predicting: the V2 rules every request must keep (values of
+their datatype and in range, shapes, content types, parameters, the request id:
+:mod:`mlops_kit.serving.payload`), then the model's signature, using checks precomputed at load
+time; it turns what still fails in decoding or in MLflow's own schema enforcement into
+:class:`InvalidRequest` (HTTP 422, body ``{"error": "..."}``). It also
 loads the model when MLServer creates it, so a new version that fails to load never displaces
 the version being served.
 
@@ -68,6 +70,7 @@ from mlops_kit.serving.batching import (
     Columns,
     model_input,
 )
+from mlops_kit.serving.payload import request_problems
 
 __all__ = [
     "InvalidRequest",
@@ -107,6 +110,10 @@ _KIND_DATATYPES = {
 
 _MAX_MESSAGE = 2000
 
+# What a codec raises for data it cannot decode. The checks of ``payload`` come first, so these
+# are the rare cases they let through (a malformed date or base64 string, a ragged array).
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
 
 class InvalidRequest(MLServerError):
     """The request does not fit the model: answered with HTTP 422 and the reason."""
@@ -125,15 +132,6 @@ class _InputRule:
     shape: tuple[int, ...] | None  # None: a column, shape [n] or [n, 1]
 
 
-def _count(data: Any) -> int:
-    """Number of scalar elements in (possibly nested) tensor data."""
-    if not isinstance(data, list):
-        return 1
-    if not data or not isinstance(data[0], list):
-        return len(data)
-    return sum(_count(item) for item in data)
-
-
 def _rows_summary(rows: dict[str, int]) -> str:
     """``2 rows: alcohol; 3 rows: ash, hue and 10 more``."""
     by_count: dict[int, list[str]] = {}
@@ -150,7 +148,9 @@ def _rows_summary(rows: dict[str, int]) -> str:
 class RequestValidator:
     """Checks V2 inference requests against an MLflow signature's inputs.
 
-    Built once per model load; :meth:`problems` costs a few dictionary look-ups per input.
+    Built once per model load; :meth:`problems` costs a few dictionary look-ups per input. It
+    checks names, datatypes and shapes; whether the data fills the shape with values of the
+    datatype is :func:`mlops_kit.serving.payload.request_problems`'s part.
     """
 
     def __init__(
@@ -266,13 +266,6 @@ class RequestValidator:
             want_shape = [d if d != -1 else "n" for d in rule.shape]
             found.append(f"input {inp.name!r} has shape {shape}; the model expects {want_shape}")
             return
-        expected = math.prod(shape)
-        actual = _count(inp.data.root)
-        if actual != expected:
-            found.append(
-                f"input {inp.name!r} has {actual} value(s) but its shape {shape} needs {expected}"
-            )
-            return
         if shape:
             rows[inp.name] = shape[0]
 
@@ -373,6 +366,7 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
     """
 
     _validator: RequestValidator | None = None
+    _params: frozenset[str] = frozenset()
     _batcher: Batcher | None = None
 
     def __init__(self, settings: ModelSettings) -> None:
@@ -402,6 +396,8 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
         self._signature = self._model.metadata.signature
         self._sync_metadata()
         self._validator = RequestValidator.from_schema(self._input_schema, self.name)
+        params = self._signature.params if self._signature is not None else None
+        self._params = frozenset(spec.name for spec in params.params) if params else frozenset()
         self._batcher = _batcher_for(self._settings, self._model.predict, self.name)
         # Nearly every object alive now lives as long as the server. A full collection would
         # walk them all (about 250 ms with MLflow, pandas and a model loaded) and stall every
@@ -415,6 +411,11 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        problems = request_problems(payload, self._params)
+        if problems:
+            raise InvalidRequest(
+                f"invalid inference request for model {self.name!r}: " + "; ".join(problems)
+            )
         if self._validator is not None:
             self._validator.check(payload)
         decoded = self._decode(payload)
@@ -460,13 +461,13 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
         default = self._settings.parameters.content_type if self._settings.parameters else None
         try:
             columns = decode_columns(payload, default, self._inputs_index)
-        except (ValueError, TypeError, KeyError):
+        except _DECODE_ERRORS:
             columns = None  # MLServer's decoder below fails the same way and says where
         if columns is not None:
             return columns
         try:
             return self.decode_request(payload)
-        except (ValueError, TypeError, KeyError) as exc:
+        except _DECODE_ERRORS as exc:
             raise InvalidRequest(self._decode_problem(payload, exc)) from None
 
     def _decode_problem(self, payload: InferenceRequest, exc: Exception) -> str:
@@ -474,7 +475,7 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
         for inp in payload.inputs:
             try:
                 self.decode(inp.model_copy())
-            except (ValueError, TypeError, KeyError) as input_exc:
+            except _DECODE_ERRORS as input_exc:
                 datatype = getattr(inp.datatype, "value", inp.datatype)
                 return f"input {inp.name!r} could not be decoded as {datatype}: {input_exc}"
         return f"the request could not be decoded: {exc}"

@@ -106,7 +106,18 @@ def test_wrong_datatypes_get_422(client: httpx.Client, good_body: dict) -> None:
 
     body = copy.deepcopy(good_body)
     body["inputs"][3]["data"] = ["x", 1.0, 2.0, 3.0]
-    assert_rejected(post(client, body), "'alcalinity_of_ash' could not be decoded as FP64")
+    message = assert_rejected(post(client, body), """'alcalinity_of_ash' has value "x" at index""")
+    assert message.startswith("invalid inference request for model 'wine'")
+
+    # Values a codec would silently convert are refused too: strings, booleans, nulls.
+    for value in ("1.0", True, None):
+        body["inputs"][3]["data"] = [value, 1.0, 2.0, 3.0]
+        assert_rejected(post(client, body), "which is not a number")
+
+    # An integer out of its datatype's range (numpy raised OverflowError: a 500 before).
+    body = copy.deepcopy(good_body)
+    body["inputs"][4].update(datatype="INT8", data=[1, 2, 3, 300])
+    assert_rejected(post(client, body), "value 300 at index 3, out of range for INT8")
 
     # MLflow's own schema enforcement refuses int64 -> double; its message, not its data dump.
     body = copy.deepcopy(good_body)

@@ -25,8 +25,9 @@ from mlops_kit.targets.local.records import (
 
 SKLEARN_RUNTIME = "mlserver_sklearn.SKLearnModel"
 
-# ``mlserver`` has no ``__main__``; ``-m mlserver.cli.main`` works but warns about runpy.
-_MLSERVER_MAIN = "from mlserver.cli.main import main; main()"
+# ``mlserver start`` behind our guard (size and time limits, JSON for every refusal). Run with
+# ``-c`` like ``mlserver`` itself, whose ``-m mlserver.cli.main`` warns about runpy.
+_MLSERVER_MAIN = "from mlops_kit.serving.server import main; main()"
 _SKLEARN_FILES = ("model.joblib", "model.pkl", "model.pickle")
 
 
@@ -100,8 +101,13 @@ def launch(
     http_port: int,
     grpc_port: int,
     metrics_port: int,
+    *,
+    serving: ServingSettings,
 ) -> ServerRecord:
-    """Write the server settings and start MLServer on these ports; record it (not yet ready)."""
+    """Write the server settings and start MLServer on these ports; record it (not yet ready).
+
+    ``serving`` gives the limits the guard in front of MLServer enforces.
+    """
     write_json(
         folder / SETTINGS_FILE,
         {
@@ -129,8 +135,13 @@ def launch(
     # the local target only serves the project's own registered models.
     env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
     env["PYTHONUNBUFFERED"] = "1"
+    limits = [
+        f"--max-request-bytes={serving.max_request_bytes}",
+        f"--max-header-bytes={serving.max_header_bytes}",
+        f"--read-timeout={serving.read_timeout}",
+    ]
     proc = spawn(
-        [sys.executable, "-c", _MLSERVER_MAIN, "start", str(folder)],
+        [sys.executable, "-c", _MLSERVER_MAIN, *limits, str(folder)],
         log=folder / LOG_FILE,
         what=f"MLServer for {spec.key} version {spec.version} on {host}:{http_port}",
         cwd=folder,

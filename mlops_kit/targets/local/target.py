@@ -256,7 +256,9 @@ class LocalTarget(DeploymentTarget):
             spec,
             SERVER_FILE,
             self._recorded_ports(previous),
-            launch=lambda p: mlserver.launch(folder, spec, self.host, implementation, uri, *p),
+            launch=lambda p: mlserver.launch(
+                folder, spec, self.host, implementation, uri, *p, serving=self.settings.serving
+            ),
             name="MLServer",
             ready=lambda r: (
                 self._get_ok(f"{r.base_url}/v2/health/ready")

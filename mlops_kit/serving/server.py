@@ -1,0 +1,78 @@
+"""``mlserver start FOLDER`` with the guard in front: the command the local target runs.
+
+    python -c "from mlops_kit.serving.server import main; main()" FOLDER \\
+        [--max-request-bytes N] [--max-header-bytes N] [--read-timeout SECONDS]
+
+MLServer builds its FastAPI apps and their uvicorn servers itself (one for the V2 REST API,
+one for Prometheus metrics), with no hook for either; this does what ``mlserver start`` does
+(same settings files, same event loop) and, between making the server and starting it,
+installs the pieces of :mod:`mlops_kit.serving.guard` on both: the exception handlers on the
+app, the :class:`~mlops_kit.serving.guard.Guard` around it, and the guarded protocol in
+uvicorn's configuration. (The gRPC port keeps gRPC's own message limit.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from mlserver import MLServer
+from mlserver.cli.serve import load_settings
+from mlserver.logging import configure_logger
+from mlserver.utils import install_uvloop_event_loop
+
+from mlops_kit.serving.guard import Guard, GuardedHttpProtocol, Limits, install_handlers
+
+__all__ = ["install", "main"]
+
+
+def install(server: MLServer, limits: Limits) -> None:
+    """Put the guard in front of ``server``'s HTTP servers; call before ``server.start()``.
+
+    Uses private attributes of MLServer 1.7 (``_rest_server``, ``_metrics_server``, their
+    ``_app`` and ``_get_config``): the tests of this package fail if a new MLServer moves them.
+    """
+    for part in (server._rest_server, server._metrics_server):
+        if part is not None:
+            _guard(part, limits)
+
+
+def _guard(part: Any, limits: Limits) -> None:
+    install_handlers(part._app)
+    get_config = part._get_config
+
+    def guarded_config() -> Any:
+        config = get_config()
+        config.app = Guard(config.app, limits)
+        config.http = GuardedHttpProtocol.with_limits(limits)
+        return config
+
+    part._get_config = guarded_config
+
+
+async def _serve(folder: str, limits: Limits) -> None:
+    settings, models = await load_settings(folder)
+    server = MLServer(settings)
+    install(server, limits)
+    await server.start(models)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the MLServer settings folder named on the command line behind the guard."""
+    defaults = Limits()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("folder", help="folder with settings.json and model-settings.json")
+    parser.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes)
+    parser.add_argument("--max-header-bytes", type=int, default=defaults.max_header_bytes)
+    parser.add_argument("--read-timeout", type=float, default=defaults.read_timeout)
+    args = parser.parse_args(argv)
+    limits = Limits(
+        max_request_bytes=args.max_request_bytes,
+        max_header_bytes=args.max_header_bytes,
+        read_timeout=args.read_timeout,
+    )
+    configure_logger()
+    install_uvloop_event_loop()
+    asyncio.run(_serve(args.folder, limits))
