@@ -131,3 +131,25 @@ def _section(annotation: Any) -> type[BaseModel] | None:
 def _absolute(value: str, base: Path) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path
+
+
+def require_project(settings: Any, action: str) -> Path:
+    """The project file of ``settings``, or a ConfigError saying that ``action`` needs one and
+    where none was found.
+
+    Everything that changes an environment calls it first: built-in defaults name no
+    approvers, and a promotion must never fall back to "anyone may approve" because the
+    command ran in a directory without a project file.
+    """
+    if settings.project_file is not None:
+        return Path(settings.project_file)
+    found = getattr(settings, "_discovery", None)
+    looked = (
+        found.describe()
+        if found is not None
+        else "these settings were not loaded from a project file"
+    )
+    raise ConfigError(
+        f"{action} needs a project file, and none was found: {looked}; "
+        "create one with `mlops-kit init` or name one with --config / $MLOPS_KIT_CONFIG"
+    )

@@ -42,6 +42,7 @@ from mlops_kit.discovery import (
     anchor_defaults,
     discover,
 )
+from mlops_kit.discovery import require_project as require_project  # re-exported
 from mlops_kit.display import fields
 from mlops_kit.errors import ConfigError
 
@@ -433,25 +434,6 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
     settings._discovery = found
     _check_loaded(settings, path, overrides)
     return settings
-
-
-def require_project(settings: Settings, action: str) -> Path:
-    """The project file, or a ConfigError saying that ``action`` needs one and where none was.
-
-    Everything that changes an environment calls it first: built-in defaults name no
-    approvers, and a promotion must never fall back to "anyone may approve" because the
-    command ran in a directory without a project file.
-    """
-    if settings.project_file is not None:
-        return settings.project_file
-    if settings._discovery is not None:
-        looked = settings._discovery.describe()
-    else:
-        looked = "these settings were not loaded from a project file"
-    raise ConfigError(
-        f"{action} needs a project file, and none was found: {looked}; "
-        f"create one with `mlops-kit init` or name one with --config / ${ENV_PREFIX}CONFIG"
-    )
 
 
 class _ProjectFile(YamlConfigSettingsSource):

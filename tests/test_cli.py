@@ -348,7 +348,8 @@ def test_other_data_under_the_same_model_name_ends_with_one_line_naming_the_chan
     from tests.support import NOTEBOOKS
 
     state = tmp_path / "state"
-    env = {**ENV, "MLOPS_KIT_STATE_DIR": str(state), "MLOPS_KIT_ACTOR": "alice"}
+    write_project(tmp_path, state_dir=state)
+    env = {**ENV, "MLOPS_KIT_ACTOR": "alice"}
     setup, pipeline = (str(next(NOTEBOOKS.glob(f"{n}_*.ipynb"))) for n in ("01", "02"))
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:

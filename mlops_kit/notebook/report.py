@@ -81,7 +81,7 @@ def headline(nb: Any, name: str) -> str:
         shown = ", ".join(f"`{k}={v!r}`" for k, v in given.items())
         lines += [f"Parameters: {_md(shown)}", ""]
     if failed is not None:
-        where = f"cell [{failed['count']}]" if failed["count"] is not None else "a cell"
+        where = f"cell In [{failed['count']}]" if failed["count"] is not None else "a cell"
         lines += [f"**Stopped at {where}: {_md(failed['ename'])}: {_md(failed['evalue'])}**", ""]
     rows = figures(nb)
     if rows:

@@ -154,8 +154,9 @@ def test_notebook_03_run_as_jupyterlab_runs_it_finds_the_project(tmp_path, monke
         monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
         runner.run_notebooks(["01", "02"], params, progress_bar=False)
         project = Project.load()
+        keys = demo_signers(project, ("alice", "bob"))  # as make demo does
         (first,) = Promotions(project).pending()
-        Promotions(project).approve(first.id, "bob")  # the demo's headless approval
+        Promotions(project).approve(first.id, "bob", signing_key=keys["bob"])
         runner.run_notebooks(["02"], params, progress_bar=False)
         monkeypatch.delenv("MLOPS_KIT_ACTOR")
         assert not [k for k in os.environ if k.startswith("MLOPS_KIT_")]
@@ -163,7 +164,12 @@ def test_notebook_03_run_as_jupyterlab_runs_it_finds_the_project(tmp_path, monke
         papermill.execute_notebook(
             str(root / "notebooks" / "03_promote_model.ipynb"),
             str(tmp_path / "03_promote_model.ipynb"),
-            parameters={"approve": True, "approver": "bob", "comment": "from notebooks/"},
+            parameters={
+                "approve": True,
+                "approver": "bob",
+                "comment": "from notebooks/",
+                "signing_key": str(keys["bob"]),
+            },
             cwd=str(root / "notebooks"),
             progress_bar=False,
         )

@@ -118,10 +118,12 @@ def test_the_request_cap_ends_the_run(served):
 
 @pytest.mark.slow
 def test_slo_verdicts_are_tagged_and_attached_to_the_pending_request(served, run):
+    from mlops_kit.gitops.deploy import smoke
     from mlops_kit.promote.promotion import Promotions
     from mlops_kit.registry.client import Registry
 
     project, version, _ = served
+    smoke(project, "staging", version)  # staging served it and passed: it may be promoted
     request = Promotions(project).open(version, requested_by="alice")
 
     verdict = loadtest.evaluate(run, Slo(p99_ms=5_000, max_error_rate=0.01, min_rps=1))

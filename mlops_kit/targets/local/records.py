@@ -134,7 +134,10 @@ def stop_all(state_dir: Path | str, environment: str | None = None) -> list[str]
     scope = root / environment if environment else root
     # Left behind when a state directory is deleted while its servers run: the folder stays
     # in their command line.
-    orphans = find_group_leaders(f"{scope}/", "mlserver")
+    orphans = sorted(
+        set(find_group_leaders(f"{scope}/", "mlserver"))
+        | set(find_group_leaders(f"{scope}/", "mlops_kit.serving.server"))
+    )
     try:
         stop_groups(orphans, grace=STOP_GRACE, what="unrecorded server")
     except StopFailed as exc:
