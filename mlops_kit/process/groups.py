@@ -51,7 +51,10 @@ def pid_alive(pid: int, *, argument: str | None = None) -> bool:
     except (ProcessLookupError, PermissionError):
         return False  # PermissionError: someone else's process, so the pid was reused
     args = command_line(pid)
-    return args is not None and (argument is None or argument in args)
+    if args is None:
+        reap(pid)  # it may have died since the first reap: a zombie of ours is collected now
+        return False
+    return argument is None or argument in args
 
 
 def group_members(pgid: int) -> list[int]:

@@ -55,7 +55,7 @@ def test_a_failed_run_names_the_cell_as_jupyterlab_numbers_it():
     nb = executed(figure("gate", "gate FAILED | below", False), error=("GateFailed", "too low\n.."))
     text = report.headline(nb, "02_create_pipeline")
     assert "**02_create_pipeline ✘ failed**" in text
-    assert "**Stopped at cell [2]: GateFailed: too low**" in text
+    assert "**Stopped at cell In [2]: GateFailed: too low**" in text
     assert "gate FAILED \\| below" in text  # a pipe does not break the table
 
 
