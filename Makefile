@@ -4,7 +4,7 @@ PYTHON ?= $(shell scripts/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_EXTRAS := load,lab
-TEST_EXTRAS := dev,load,lab,kubernetes,sagemaker
+TEST_EXTRAS := dev,load,lab,kubernetes,sagemaker,s3,postgres
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast lint docs screenshots clean down seldon-env

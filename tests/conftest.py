@@ -52,3 +52,23 @@ def registered(project, wine):
 
     result = train_and_register(project, wine, training_params(n_estimators=20))
     return project, result
+
+
+@pytest.fixture(scope="session")
+def _moto_session():
+    """One moto server on loopback for the whole session (tests reset it)."""
+    from tests.support.aws import moto_server
+
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def aws(_moto_session, monkeypatch: pytest.MonkeyPatch):
+    """An empty AWS account on a loopback moto server; standard AWS variables point at it."""
+    for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in _moto_session.environment.items():
+        monkeypatch.setenv(key, value)
+    _moto_session.reset()
+    return _moto_session
