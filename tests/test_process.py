@@ -327,7 +327,8 @@ def test_pid_alive_checks_the_command_line_of_a_process_not_ours(
     proc = process.spawn(python("import time; time.sleep(30)", marker))
     spawned.append(proc.pid)
     process.forget(proc.pid)  # as if another toolkit process had started it
-    assert process.pid_alive(proc.pid, argument=marker)
+    # Popen returns once exec began; the kernel fills in the command line a moment later.
+    process.wait_until(lambda: process.pid_alive(proc.pid, argument=marker), timeout=10)
     assert not process.pid_alive(proc.pid, argument=marker + "-other")  # a reused pid
     assert process.send_signal(proc.pid, signal.SIGKILL, group=False)
     process.wait_until(lambda: not process.pid_alive(proc.pid), timeout=10)  # reaps it

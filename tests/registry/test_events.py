@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlops_kit.errors import ConfigError, RegistryError
+from mlops_kit.process import wait_until
 from mlops_kit.project import Project
 from mlops_kit.registry import server as registry_server
 from mlops_kit.registry.events import (
@@ -114,15 +115,6 @@ def delivery(version: str, *, secret: str = SECRET, age: float = 0.0, body: byte
     return body, headers
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_staging_moves_reach_the_webhook_source_fast(project: Project) -> None:
     client = project.client
     assert supports_webhooks(project)
@@ -158,7 +150,7 @@ def test_other_models_and_aliases_are_ignored(project: Project) -> None:
         ignored = source.stats.ignored  # the server's test delivery at start is one
         client.set_registered_model_alias(OTHER, "staging", "1")
         client.set_registered_model_alias(MODEL, "production", "1")
-        assert wait_until(lambda: source.stats.ignored == ignored + 2)
+        wait_until(lambda: source.stats.ignored == ignored + 2, timeout=5, interval=0.02)
         assert list(source.events(timeout=0.2)) == []
         client.set_registered_model_alias(MODEL, "staging", "2")
         event = next_event(source)
@@ -183,6 +175,8 @@ def test_receiver_checks_signature_timestamp_and_duplicates(project: Project) ->
 
         # A validly signed delivery is a signal to re-read, not a fact: nothing moved, no event.
         assert post(source, *delivery("1")) == 200
+        # Its re-read is done before the alias moves (a slow watcher would see the move).
+        wait_until(source.settled, timeout=10, interval=0.02)
         assert list(source.events(timeout=0.3)) == []
 
         # Move the alias behind the server's back (no webhook), then deliver the news twice.

@@ -167,9 +167,15 @@ class AliasEventSource(Closing):
                 if not self._stopping.is_set():
                     self._safely(self._poll)
                 continue
-            if hint is None:
-                continue
-            self._safely(self._on_hint, hint)
+            try:
+                if hint is not None:
+                    self._safely(self._on_hint, hint)
+            finally:
+                self._hints.task_done()
+
+    def settled(self) -> bool:
+        """True when every hint received so far has been handled (its re-read done)."""
+        return self._hints.unfinished_tasks == 0
 
     def _safely(self, fn: Any, *args: Any) -> None:
         try:
