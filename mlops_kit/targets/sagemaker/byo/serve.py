@@ -93,7 +93,9 @@ class Predictor:
         named = schema is not None and schema.has_input_names()
         self.columns: list[str] = list(schema.input_names()) if named else []
         self._floats = {
-            spec.name for spec in (schema.inputs if named else []) if str(spec.type) in _FLOATS
+            spec.name
+            for spec in (schema.inputs if named else [])
+            if getattr(spec.type, "name", None) in _FLOATS
         }
 
     @classmethod
@@ -131,6 +133,9 @@ class Predictor:
             return self.model.predict(self.conform(frame))
         except (MlflowException, ValueError, TypeError, KeyError, OverflowError) as exc:
             message = " ".join(str(getattr(exc, "message", exc)).split())
+            head, sep, reason = message.rpartition("'. Error: ")
+            if sep and head.startswith("Failed to enforce schema"):
+                message = reason  # without MLflow's echo of the request's data
             if len(message) > _MAX_MESSAGE:
                 message = message[: _MAX_MESSAGE - 3] + "..."
             raise RequestRefused(f"the model cannot predict on this data: {message}", 422) from None
