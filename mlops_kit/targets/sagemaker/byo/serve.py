@@ -121,7 +121,7 @@ class Predictor:
         frame = frame[self.columns]
         for name in self._floats:
             # JSON writes 127.0 as 127: a whole number is still a value of a float column.
-            if frame[name].dtype.kind in "iub":
+            if frame[name].dtype.kind in "iu":
                 frame = frame.assign(**{name: frame[name].astype("float64")})
         return frame
 
