@@ -607,3 +607,15 @@ def test_values_the_model_cannot_take_are_422_and_limits_hold(served):
     assert response.status_code == 406
     assert client.get("/invocations").status_code == 405
     assert client.get("/nowhere").json() == {"error": "Not Found"}
+
+
+def test_serve_refuses_a_bad_port_and_a_missing_model_before_listening(tmp_path, monkeypatch):
+    from mlops_kit.targets.sagemaker.byo import serve
+
+    monkeypatch.setenv("MLOPS_KIT_SAGEMAKER_ROOT", str(tmp_path))
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "http")
+    assert serve.main() == 2
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "8080")
+    assert serve.main() == 1  # no model in <root>/model
+    config = serve.ServeConfig.from_env({"MLOPS_KIT_SERVE_MAX_BYTES": "1024"})
+    assert (config.host, config.port, config.max_bytes) == ("127.0.0.1", 8080, 1024)

@@ -252,16 +252,20 @@ def create_app(predictor: Predictor, max_bytes: int = ServeConfig.max_bytes) -> 
 
 
 def main() -> int:
-    """Load the model, then serve it until stopped; 1 when the model cannot be loaded."""
+    """Load the model, then serve it until stopped; 2 for a bad variable, 1 for a bad model."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     layout = Layout.from_env()
     try:
         config = ServeConfig.from_env()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    try:
         predictor = Predictor.load(layout.model_dir)
     except Exception as exc:
-        log.error("cannot serve the model in %s: %s", layout.model_dir, exc)
+        log.error("cannot load the model in %s: %s", layout.model_dir, exc)
         return 1
     log.info("loaded the model in %s; columns %s", layout.model_dir, predictor.columns)
     server = uvicorn.Server(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -124,5 +125,12 @@ def main() -> int:
     return 0
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Run as the container's PID 1, a process that leaves SIGTERM at its default ignores it:
+    # StopTrainingJob would then wait out its grace period for the SIGKILL.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())
