@@ -476,6 +476,22 @@ def test_a_failure_reason_is_one_bounded_line():
 
 # --- request bodies ------------------------------------------------------------------------
 
+BAD_REQUESTS = [
+    ("not json", "application/json", b"{", 400),
+    ("empty body", "application/json", b"", 400),
+    ("not utf-8", "application/json", b'{"inputs": "\xff"}', 400),
+    ("deep nesting", "application/json", b"[" * 100_000 + b"]" * 100_000, 413),
+    ("nested too deep", "application/json", b"[" * 5000 + b"]" * 5000, 400),
+    ("a string", "application/json", b'"wine"', 400),
+    ("no known key", "application/json", b'{"rows": []}', 400),
+    ("two forms", "application/json", b'{"inputs": [[1]], "instances": [[1]]}', 400),
+    ("short row", "application/json", b'{"instances": [[1, 2, 3]]}', 400),
+    ("nested value", "application/json", b'[{"alcohol": [1]}]', 400),
+    ("wrong columns", "application/json", b'[{"alcohol": 13.0, "colour": 1}]', 422),
+    ("ragged csv", "text/csv", b"1,2,3\n4,5\n", 400),
+    ("image", "image/png", b"\x89PNG", 415),
+]
+
 
 def wine_rows(n: int = 6):
     return load_dataset("wine").X_test.head(n)
@@ -497,10 +513,18 @@ def request_forms(X) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("form", list(request_forms(wine_rows())))
+FORMS = (
+    "v2", "dataframe_split", "split", "dataframe_records", "records", "rows",
+    "instances_records", "instances_rows", "inputs_columns", "inputs_rows",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("form", FORMS)
 def test_every_json_form_decodes_to_the_same_table(form):
     X = wine_rows()
-    body = json.dumps(request_forms(X)[form]).encode()
+    forms = request_forms(X)
+    assert set(forms) == set(FORMS)
+    body = json.dumps(forms[form]).encode()
     frame = decode.decode(body, "application/json; charset=utf-8", list(X.columns))
     np.testing.assert_array_equal(frame[list(X.columns)].to_numpy(dtype=float), X.to_numpy())
 
@@ -513,6 +537,22 @@ def test_csv_decodes_with_or_without_a_header():
         frame = decode.decode(body, "text/csv", list(X.columns))
         assert list(frame.columns) == list(X.columns)
         np.testing.assert_array_equal(frame.to_numpy(dtype=float), X.to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [case[1:] for case in BAD_REQUESTS if case[3] in (400, 415)]
+    + [
+        ("application/json", b'{"inputs": [{"name": "a", "shape": [2], "data": [1]}]}', 400),
+        ("application/json", b'{"inputs": [{"name": "a", "shape": [1], "data": [[1, 2]]}]}', 400),
+        ("text/csv", b"alcohol,ash\n", 400),
+    ],
+)
+def test_unreadable_bodies_are_refused_with_a_status(content_type, body, status):
+    with pytest.raises(decode.RequestRefused) as refused:
+        decode.decode(body, content_type, list(wine_rows().columns))
+    assert refused.value.status == status
+    assert refused.value.reason
 
 
 # --- serve ---------------------------------------------------------------------------------
@@ -559,23 +599,6 @@ def test_invocations_read_and_answer_csv(served):
     )
     assert response.headers["content-type"].startswith("text/csv")
     assert response.text.splitlines() == [str(p) for p in expected]
-
-
-BAD_REQUESTS = [
-    ("not json", "application/json", b"{", 400),
-    ("empty body", "application/json", b"", 400),
-    ("not utf-8", "application/json", b'{"inputs": "\xff"}', 400),
-    ("deep nesting", "application/json", b"[" * 100_000 + b"]" * 100_000, 413),
-    ("nested too deep", "application/json", b"[" * 5000 + b"]" * 5000, 400),
-    ("a string", "application/json", b'"wine"', 400),
-    ("no known key", "application/json", b'{"rows": []}', 400),
-    ("two forms", "application/json", b'{"inputs": [[1]], "instances": [[1]]}', 400),
-    ("short row", "application/json", b'{"instances": [[1, 2, 3]]}', 400),
-    ("nested value", "application/json", b'[{"alcohol": [1]}]', 400),
-    ("wrong columns", "application/json", b'[{"alcohol": 13.0, "colour": 1}]', 422),
-    ("ragged csv", "text/csv", b"1,2,3\n4,5\n", 400),
-    ("image", "image/png", b"\x89PNG", 415),
-]
 
 
 @pytest.mark.slow

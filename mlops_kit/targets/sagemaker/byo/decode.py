@@ -151,7 +151,12 @@ def _kind(value: Any) -> str:
 
 
 def _is_v2(item: Any) -> bool:
-    return isinstance(item, dict) and "name" in item and "data" in item
+    # A V2 input has a name, data, a shape and a datatype; a record may have the first two.
+    return (
+        isinstance(item, dict)
+        and {"name", "data"} <= item.keys()
+        and bool({"shape", "datatype"} & item.keys())
+    )
 
 
 def _v2(inputs: list[Any]) -> pd.DataFrame:
@@ -160,7 +165,7 @@ def _v2(inputs: list[Any]) -> pd.DataFrame:
     table: dict[str, list[Any]] = {}
     for index, item in enumerate(inputs):
         if not _is_v2(item) or not isinstance(item["name"], str):
-            raise RequestRefused(f"input {index} needs a string 'name' and 'data'")
+            raise RequestRefused(f"input {index} needs a string 'name', 'shape' and 'data'")
         name, values = item["name"], item["data"]
         if name in table:
             raise RequestRefused(f"input {name!r} is given more than once")
