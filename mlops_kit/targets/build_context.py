@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -43,7 +44,8 @@ MOUNTED_MODEL = "/mnt/models"
 MARKER = ".mlops-kit-build"
 """Marks a directory this module wrote, so rewriting it may delete it first."""
 SERVER_REQUIREMENTS = ("mlserver", "mlserver-mlflow")
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".mlops")
+COPY_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".mlops")
+"""What copying a directory into a build context leaves out."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,11 @@ def write_build_context(
             f"build contexts are for the {' and '.join(FLAVOURS)} flavours; {spec.model_name} "
             f"uses {spec.flavour!r}, a prepackaged Seldon server that needs no image"
         )
-    model_dir = _model_dir(spec.model_uri)
+    model_dir = model_dir_of(spec.model_uri)
     source = Path(source_dir).expanduser().resolve() if source_dir is not None else None
     if source is not None and not source.is_dir():
         raise ConfigError(f"source_dir {source} is not a directory")
-    path = _fresh(Path(dest))
+    path = fresh_context(Path(dest))
     embedded = spec.flavour == "embedded"
     implementation = runtime or _implementation(spec.custom_class)
     requirements = pinned_requirements(model_dir)
@@ -103,9 +105,9 @@ def write_build_context(
         {"name": spec.model_name, "implementation": implementation, "parameters": parameters},
     )
     if embedded:
-        shutil.copytree(model_dir, path / "model", ignore=_IGNORED)
+        shutil.copytree(model_dir, path / "model", ignore=COPY_IGNORED)
     if source is not None:
-        shutil.copytree(source, path / "src", ignore=_IGNORED)
+        shutil.copytree(source, path / "src", ignore=COPY_IGNORED)
     (path / ".dockerignore").write_text("**/__pycache__\n**/*.pyc\n.git\n" + MARKER + "\n")
     (path / "Dockerfile").write_text(
         _dockerfile(spec, base_image, implementation, embedded, source is not None)
@@ -144,12 +146,15 @@ def for_version(
     return write_build_context(spec, target, **options)
 
 
-def pinned_requirements(model_dir: Path) -> list[str]:
+def pinned_requirements(
+    model_dir: Path, server: Sequence[str] = SERVER_REQUIREMENTS, why: str = "the model server"
+) -> list[str]:
     """The model's ``requirements.txt`` with every requirement pinned (``name==version``).
 
     A pin the model has is kept as it is. An unpinned one gets the version the MLmodel file
     records (``sklearn_version``), else the version installed here, where the model was
-    logged; each such line says so in a comment. The server packages follow.
+    logged; each such line says so in a comment. The ``server`` packages the model does not
+    list follow, pinned to their installed versions (commented ``why``).
     """
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
@@ -191,11 +196,12 @@ def pinned_requirements(model_dir: Path) -> list[str]:
         lines.append(f"{requirement.name}{extras}=={version}{marker}  # pinned from {origin}")
     if _serialization(model_dir) == "skops" and "skops" not in seen:
         # MLflow loads a skops-saved model with skops, which the model does not list.
-        lines.append(_pin_installed("skops", "the model is saved with skops"))
+        lines.append(pin_installed("skops", "the model is saved with skops"))
         seen.add("skops")
-    for package in SERVER_REQUIREMENTS:
+    for package in server:
         if canonicalize_name(package) not in seen:
-            lines.append(_pin_installed(package, "the model server"))
+            lines.append(pin_installed(package, why))
+            seen.add(canonicalize_name(package))
     return lines
 
 
@@ -211,7 +217,8 @@ def _installed(name: str) -> str | None:
         return None
 
 
-def _pin_installed(name: str, why: str) -> str:
+def pin_installed(name: str, why: str) -> str:
+    """``name==<installed version>  # why``; ConfigError when it is not installed here."""
     version = _installed(name)
     if version is None:
         raise ConfigError(f"{name} is not installed here, so its version cannot be pinned")
@@ -240,7 +247,8 @@ def _serialization(model_dir: Path) -> str | None:
     return (flavors.get("sklearn") or {}).get("serialization_format")
 
 
-def _model_dir(uri: str) -> Path:
+def model_dir_of(uri: str) -> Path:
+    """The local MLflow model directory ``uri`` names (a path or ``file:`` URI), checked."""
     from urllib.parse import unquote, urlparse
 
     parsed = urlparse(uri)
@@ -259,7 +267,11 @@ def _model_dir(uri: str) -> Path:
     return path
 
 
-def _fresh(path: Path) -> Path:
+def fresh_context(path: Path) -> Path:
+    """``path`` made empty: created, or emptied if this module (or a sibling) wrote it before.
+
+    A directory with content that carries no :data:`MARKER` is refused, never deleted.
+    """
     path = path.expanduser().resolve()
     if path.exists():
         if not (path / MARKER).exists() and any(path.iterdir()):
@@ -329,10 +341,15 @@ def _dockerfile(
 
 
 __all__ = [
+    "COPY_IGNORED",
     "DEFAULT_BASE_IMAGE",
     "FLAVOURS",
+    "MARKER",
     "BuildContext",
     "for_version",
+    "fresh_context",
+    "model_dir_of",
+    "pin_installed",
     "pinned_requirements",
     "write_build_context",
 ]
