@@ -16,30 +16,8 @@ from mlops_kit.gitops import manifests
 from mlops_kit.targets import build_context
 from tests.support import write_project
 from tests.support.crds import validate
+from tests.support.dockerfile import parse_dockerfile
 from tests.support.k8s_emulator import seeded_registry
-
-INSTRUCTIONS = {
-    "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
-    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
-}  # fmt: skip
-
-
-def parse_dockerfile(text: str) -> list[tuple[str, str]]:
-    """``(INSTRUCTION, arguments)`` pairs, with continuation lines joined, comments dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for line in text.splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, args = (pending + line).strip().partition(" ")
-        pending = ""
-        assert keyword == keyword.upper() and keyword in INSTRUCTIONS, keyword
-        instructions.append((keyword, args.strip()))
-    assert not pending, "a continuation line ends the file"
-    return instructions
 
 
 def check_dockerfile(context: Path) -> list[tuple[str, str]]:

@@ -40,32 +40,11 @@ from mlops_kit.targets.sagemaker.byo import train as train_program
 from mlops_kit.train.training import build_estimator, load_dataset, score, training_params
 from mlops_kit.verify.v2 import encode_dataframe
 from tests.support import mlflow_globals_restored, write_project
+from tests.support.dockerfile import parse_dockerfile
 from tests.support.k8s_emulator import seeded_registry
 
-INSTRUCTIONS = {
-    "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
-    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
-}  # fmt: skip
 MAX_BYTES = 64 * 1024
 """The served container's body limit: small, so a 413 costs little."""
-
-
-def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
-    """``(INSTRUCTION, arguments)`` pairs, continuation lines joined, comments dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for line in text.splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, args = (pending + line).strip().partition(" ")
-        pending = ""
-        assert keyword in INSTRUCTIONS, keyword
-        instructions.append((keyword, args.strip()))
-    assert not pending, "a continuation line ends the file"
-    return instructions
 
 
 def program_env(root: Path, **extra: str) -> dict[str, str]:
@@ -162,7 +141,7 @@ def test_context_has_the_entrypoints_the_toolkit_and_a_dockerfile_that_parses(co
     if shellcheck:
         subprocess.run([shellcheck, root / "train", root / "serve"], check=True)
 
-    instructions = dockerfile_instructions((root / "Dockerfile").read_text())
+    instructions = parse_dockerfile((root / "Dockerfile").read_text())
     assert instructions[0] == ("FROM", "python:3.12-slim")
     for keyword, args in instructions:
         if keyword == "COPY":
