@@ -70,8 +70,8 @@ def ui_command(proj: Project, port: int) -> list[str]:
     """``mlflow ui`` on the project's registry, bound to loopback (this interpreter's MLflow)."""
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", proj.tracking_uri]
     if not proj.settings.registry_uri:
-        # Artifacts stay plain files of the state directory, as the toolkit writes them.
-        cmd += ["--default-artifact-root", proj.artifact_root.as_uri(), "--no-serve-artifacts"]
+        # Artifacts stay where the toolkit writes them (state directory or artifact_store).
+        cmd += ["--default-artifact-root", proj.artifact_uri, "--no-serve-artifacts"]
     return cmd + ["--host", UI_HOST, "--port", str(port), "--workers", "1"]
 
 

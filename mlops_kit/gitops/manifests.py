@@ -229,6 +229,9 @@ def _render_v1(spec: DeploymentSpec, namespace: str | None) -> dict[str, Any]:
         # A custom reusable server gets the artifacts the same way a prepackaged one does:
         # Seldon's storage initializer downloads modelUri into the container.
         graph["modelUri"] = spec.model_uri
+    if spec.storage_secret is not None:
+        # The storage initializer's environment: RCLONE_CONFIG_S3_* (docs/artifacts.md).
+        graph["envSecretRefName"] = spec.storage_secret
     graph["children"] = []
     # Seldon v1 sets a graph node's resources (and, for custom servers, its image) through
     # a componentSpecs container named like the node; for prepackaged servers it merges
@@ -260,16 +263,17 @@ def _render_v2(spec: DeploymentSpec, namespace: str | None) -> dict[str, Any]:
     if spec.image is not None:
         # v2 runs models on shared Servers; the image belongs to a Server, not a Model.
         extra[IMAGE_ANNOTATION] = spec.image
+    body: dict[str, Any] = {"storageUri": spec.model_uri}
+    if spec.storage_secret is not None:
+        body["secretName"] = spec.storage_secret  # an rclone remote named "s3" (docs/artifacts.md)
+    body["requirements"] = [_V2_REQUIREMENTS[spec.flavour]]
+    body["replicas"] = spec.replicas
+    body["memory"] = spec.resources.memory_request
     return {
         "apiVersion": SELDON_V2_API,
         "kind": "Model",
         "metadata": _spec_metadata(spec, namespace, extra),
-        "spec": {
-            "storageUri": spec.model_uri,
-            "requirements": [_V2_REQUIREMENTS[spec.flavour]],
-            "replicas": spec.replicas,
-            "memory": spec.resources.memory_request,
-        },
+        "spec": body,
     }
 
 
@@ -294,6 +298,7 @@ def _read_v1(name: str, annotations: dict[str, Any], body: dict[str, Any]) -> di
         )
     fields: dict[str, Any] = {
         "model_uri": uri,
+        "storage_secret": graph.get("envSecretRefName"),
         "replicas": predictor.get("replicas", 1),
         "traffic": predictor.get("traffic", 100),
         "image": container.get("image"),
@@ -306,6 +311,7 @@ def _read_v1(name: str, annotations: dict[str, Any], body: dict[str, Any]) -> di
 def _read_v2(name: str, annotations: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "model_uri": body["storageUri"],
+        "storage_secret": body.get("secretName"),
         "replicas": body.get("replicas", 1),
         "image": annotations.get(IMAGE_ANNOTATION),
     }

@@ -10,11 +10,12 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
+from mlops_kit import artifacts
 from mlops_kit.deployment import DeploymentSpec
-from mlops_kit.errors import TargetError
+from mlops_kit.errors import TargetError, ToolkitError
 from mlops_kit.process import now, spawn, write_json
 from mlops_kit.serving import RUNTIME
-from mlops_kit.settings import ServingSettings
+from mlops_kit.settings import ServingSettings, Settings
 from mlops_kit.targets.local.records import (
     LOG_FILE,
     MODEL_SETTINGS_FILE,
@@ -24,6 +25,7 @@ from mlops_kit.targets.local.records import (
 )
 
 SKLEARN_RUNTIME = "mlserver_sklearn.SKLearnModel"
+MODEL_CACHE = "model-cache"
 
 # ``mlserver start`` behind our guard (size and time limits, JSON for every refusal). Run with
 # ``-c`` like ``mlserver`` itself, whose ``-m mlserver.cli.main`` warns about runpy.
@@ -31,9 +33,17 @@ _MLSERVER_MAIN = "from mlops_kit.serving.server import main; main()"
 _SKLEARN_FILES = ("model.joblib", "model.pkl", "model.pickle")
 
 
-def render_model(spec: DeploymentSpec) -> tuple[str, str]:
-    """``(implementation, artifact path)`` for the spec's flavour."""
-    path = local_path(spec.model_uri)
+def model_cache(settings: Settings) -> Path:
+    """Where models from a remote store (``s3://``) are downloaded to before a server loads them."""
+    return (settings.state_dir / MODEL_CACHE).absolute()
+
+
+def render_model(spec: DeploymentSpec, cache: Path | None = None) -> tuple[str, str]:
+    """``(implementation, artifact path)`` for the spec's flavour.
+
+    A remote ``model_uri`` is downloaded into ``cache`` (see :func:`local_path`).
+    """
+    path = local_path(spec.model_uri, cache)
     if spec.flavour == "mlflow":
         if not (path / "MLmodel").is_file():
             raise TargetError(f"{path} is not an MLflow model directory (it has no MLmodel file)")
@@ -54,9 +64,20 @@ def render_model(spec: DeploymentSpec) -> tuple[str, str]:
     raise TargetError(f"flavour {spec.flavour!r} is not supported by the local target yet")
 
 
-def local_path(uri: str) -> Path:
-    """The existing local path a model URI (plain path or ``file://``) names."""
+def local_path(uri: str, cache: Path | None = None) -> Path:
+    """The existing local path a model URI (plain path or ``file://``) names.
+
+    With a ``cache`` directory a remote URI (``s3://``) names the local copy of its artifacts,
+    downloaded there once through MLflow (the standard AWS configuration applies).
+    """
     parsed = urlparse(uri)
+    if cache is not None and artifacts.is_remote(uri):
+        try:
+            return artifacts.download(uri, cache)
+        except ToolkitError:
+            raise
+        except Exception as exc:  # boto3 / MLflow: no such key, no credentials, no endpoint
+            raise TargetError(f"could not download the model at {uri}: {exc}") from exc
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise TargetError(f"{uri} names another host; the local target serves local paths")

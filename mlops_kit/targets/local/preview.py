@@ -51,7 +51,7 @@ def preview(target: LocalTarget, spec: DeploymentSpec) -> Iterator[DeploymentSta
         yield None
         return
     name = candidate_name(spec)
-    implementation, uri = mlserver.render_model(spec)
+    implementation, uri = mlserver.render_model(spec, mlserver.model_cache(target.settings))
     private = spec.model_copy(update={"model_name": name})
     repository = f"{record.base_url}/v2/repository/models/{quote(name, safe='')}"
     timeout = target.settings.serving.ready_timeout

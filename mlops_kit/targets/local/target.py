@@ -81,7 +81,7 @@ class LocalTarget(DeploymentTarget):
         folder = self._folder(spec.model_name)
         if spec.flavour == "custom":
             return self._apply_custom(spec, folder, timeout)
-        implementation, uri = mlserver.render_model(spec)
+        implementation, uri = mlserver.render_model(spec, mlserver.model_cache(self.settings))
         deadline = time.monotonic() + (timeout or self.settings.serving.ready_timeout)
         folder.mkdir(parents=True, exist_ok=True)
         with locked(folder / ".lock"):
