@@ -84,7 +84,7 @@ def local_path(uri: str, cache: Path | None = None) -> Path:
         path = Path(unquote(parsed.path))
     elif parsed.scheme and len(parsed.scheme) > 1:  # one letter: a Windows drive
         raise TargetError(
-            f"the local target serves models from local paths or file:// URIs, not {uri}; "
+            f"the local target serves models from local paths, file:// or s3:// URIs, not {uri}; "
             "download the artifacts first"
         )
     else:
