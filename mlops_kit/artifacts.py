@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 from pydantic import AfterValidator
 
 from mlops_kit.discovery import PATH_OR_URL
-from mlops_kit.errors import MissingDependencyError
+from mlops_kit.errors import ArtifactStoreError, MissingDependencyError
 
 REMOTE_SCHEMES = ("s3",)
 """URI schemes of stores off this machine."""
@@ -34,6 +34,8 @@ REMOTE_SCHEMES = ("s3",)
 # S3 bucket naming rules: 3-63 lowercase letters, digits, dots and hyphens.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _COMPLETE = ".complete"
+CACHE_DIR = "model-cache"
+"""Directory of the state dir that holds local copies of remote models (see :func:`download`)."""
 
 
 def check_store(value: str | None) -> str | None:
@@ -102,12 +104,18 @@ def require_client(uri: str) -> None:
         raise MissingDependencyError("boto3", "s3") from None
 
 
+def cache_dir(state_dir: Path) -> Path:
+    """Where local copies of remote models live: ``<state_dir>/model-cache``."""
+    return (state_dir / CACHE_DIR).absolute()
+
+
 def download(uri: str, cache: Path) -> Path:
     """A local copy of the artifacts at a remote ``uri``, kept in ``cache`` and reused.
 
     The copy lands in a directory named after the URI's digest and is renamed into place once
     complete, so an interrupted download is never mistaken for a model. Registered versions
-    never change, so a complete copy is never fetched again.
+    never change, so a complete copy is never fetched again. ArtifactStoreError when the store
+    does not deliver it.
     """
     require_client(uri)
     dest = cache / hashlib.sha256(uri.encode()).hexdigest()[:20]
@@ -118,9 +126,12 @@ def download(uri: str, cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=cache))
     try:
-        fetched = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri.rstrip("/"), dst_path=str(staging)
-        )
+        try:
+            fetched = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri.rstrip("/"), dst_path=str(staging)
+            )
+        except Exception as exc:  # boto3 / MLflow: no such key, no credentials, no endpoint
+            raise ArtifactStoreError(uri, str(exc) or type(exc).__name__) from exc
         Path(fetched).rename(staging / "model")
         (staging / _COMPLETE).write_text(uri + "\n")
         try:

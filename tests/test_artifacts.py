@@ -181,6 +181,14 @@ def test_download_is_cached_and_complete(s3_registered, tmp_path):
     assert [p.name for p in cache.iterdir()] == [path.parent.name]  # no partial copies left
 
 
+def test_build_context_of_a_version_in_s3(s3_registered):
+    from mlops_kit.targets import build_context
+
+    project, result = s3_registered
+    context = build_context.for_version(project, result.version, "embedded", image="wine:emb")
+    assert (context.path / "model" / "MLmodel").is_file()
+
+
 def test_download_of_a_missing_model_is_a_target_error(s3_project, tmp_path):
     from mlops_kit.errors import TargetError
     from mlops_kit.targets.local.mlserver import local_path

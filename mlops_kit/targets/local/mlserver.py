@@ -12,7 +12,7 @@ import httpx
 
 from mlops_kit import artifacts
 from mlops_kit.deployment import DeploymentSpec
-from mlops_kit.errors import TargetError, ToolkitError
+from mlops_kit.errors import ArtifactStoreError, TargetError
 from mlops_kit.process import now, spawn, write_json
 from mlops_kit.serving import RUNTIME
 from mlops_kit.settings import ServingSettings, Settings
@@ -25,7 +25,6 @@ from mlops_kit.targets.local.records import (
 )
 
 SKLEARN_RUNTIME = "mlserver_sklearn.SKLearnModel"
-MODEL_CACHE = "model-cache"
 
 # ``mlserver start`` behind our guard (size and time limits, JSON for every refusal). Run with
 # ``-c`` like ``mlserver`` itself, whose ``-m mlserver.cli.main`` warns about runpy.
@@ -35,7 +34,7 @@ _SKLEARN_FILES = ("model.joblib", "model.pkl", "model.pickle")
 
 def model_cache(settings: Settings) -> Path:
     """Where models from a remote store (``s3://``) are downloaded to before a server loads them."""
-    return (settings.state_dir / MODEL_CACHE).absolute()
+    return artifacts.cache_dir(settings.state_dir)
 
 
 def render_model(spec: DeploymentSpec, cache: Path | None = None) -> tuple[str, str]:
@@ -74,10 +73,8 @@ def local_path(uri: str, cache: Path | None = None) -> Path:
     if cache is not None and artifacts.is_remote(uri):
         try:
             return artifacts.download(uri, cache)
-        except ToolkitError:
-            raise
-        except Exception as exc:  # boto3 / MLflow: no such key, no credentials, no endpoint
-            raise TargetError(f"could not download the model at {uri}: {exc}") from exc
+        except ArtifactStoreError as exc:
+            raise TargetError(exc.message) from exc
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise TargetError(f"{uri} names another host; the local target serves local paths")
