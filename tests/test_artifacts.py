@@ -230,6 +230,20 @@ def test_ui_serves_no_artifacts_and_names_the_store(tmp_path):
     assert "--no-serve-artifacts" in cmd
 
 
+def test_storage_secret_command_prints_the_template_for_the_namespace(tmp_path, capsys):
+    from mlops_kit.cli import main
+    from mlops_kit.gitops import manifests
+
+    config = write_project(tmp_path, artifact_store=STORE, gitops={"manifest": "seldon-v2"})
+    assert (
+        main(["--config", str(config), "storage-secret", "staging", "--region", "eu-west-1"]) == 0
+    )
+    doc = manifests.load(capsys.readouterr().out)
+    assert (doc["kind"], doc["metadata"]["name"]) == ("Secret", "mlops-kit-s3")
+    assert doc["metadata"]["namespace"] == "mlops-demo-staging"
+    assert '"region": "eu-west-1"' in doc["stringData"]["s3"]
+
+
 @pytest.mark.slow
 def test_registry_server_records_s3_locations(s3_project, aws, monkeypatch):
     """Through the embedded ``mlflow server``: clients write to S3 themselves, no proxy URIs."""

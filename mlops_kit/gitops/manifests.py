@@ -109,6 +109,45 @@ def render_experiment(
     }
 
 
+def render_storage_secret(
+    name: str,
+    fmt: ManifestFormat = "seldon-v1",
+    namespace: str | None = None,
+    *,
+    region: str | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """A template of the Secret Seldon reads ``s3://`` models with: rclone's remote ``s3``.
+
+    v1's storage initializer takes it as environment (``RCLONE_CONFIG_S3_*``), v2 as an rclone
+    remote definition. The keys are placeholders to fill in (or drop them and set ``env_auth``
+    to use the pod's IAM role); apply it yourself: credentials never go into the GitOps repo.
+    """
+    _check_name("secret name", name)
+    remote: dict[str, Any] = {
+        "provider": "Other" if endpoint else "AWS",
+        "env_auth": False,
+        "access_key_id": "REPLACE-WITH-ACCESS-KEY-ID",
+        "secret_access_key": "REPLACE-WITH-SECRET-ACCESS-KEY",
+    }
+    remote.update({k: v for k, v in (("region", region), ("endpoint", endpoint)) if v})
+    if fmt == "seldon-v1":
+        data = {"RCLONE_CONFIG_S3_TYPE": "s3"}
+        data.update({f"RCLONE_CONFIG_S3_{k.upper()}": str(v).lower() if isinstance(v, bool)
+                     else v for k, v in remote.items()})  # fmt: skip
+    elif fmt == "seldon-v2":
+        data = {"s3": json.dumps({"type": "s3", "name": "s3", "parameters": remote})}
+    else:
+        raise ConfigError(f"unknown manifest format {fmt!r}; known: {', '.join(FORMATS)}")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, namespace, {MANAGED_BY_LABEL: MANAGED_BY}, None),
+        "type": "Opaque",
+        "stringData": data,
+    }
+
+
 def spec_from_manifest(doc: Any) -> DeploymentSpec:
     """Rebuild the DeploymentSpec a document was rendered from; ConfigError if it is not ours."""
     if not isinstance(doc, dict):

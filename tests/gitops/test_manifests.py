@@ -145,6 +145,31 @@ def test_storage_secret_is_where_seldon_reads_it():
         assert "envSecretRefName" not in manifests.dump(manifests.render(SPECS["mlflow"], fmt))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_storage_secret_template_is_a_valid_secret_for_rclone_remote_s3(fmt):
+    import json
+
+    doc = manifests.render_storage_secret(
+        "mlops-kit-s3", fmt, "mlops-demo-staging", region="eu-west-1", endpoint="http://minio:9000"
+    )
+    kubernetes_validate.validate(
+        manifests.load(manifests.dump(doc)), kubernetes_validate.latest_version(), strict=True
+    )
+    data = doc["stringData"]
+    if fmt == "seldon-v1":  # the storage initializer's environment
+        assert data["RCLONE_CONFIG_S3_TYPE"] == "s3"
+        assert data["RCLONE_CONFIG_S3_ENV_AUTH"] == "false"
+        assert data["RCLONE_CONFIG_S3_ENDPOINT"] == "http://minio:9000"
+        assert data["RCLONE_CONFIG_S3_REGION"] == "eu-west-1"
+    else:  # an rclone remote named like the URI's scheme
+        remote = json.loads(data["s3"])
+        assert (remote["type"], remote["name"]) == ("s3", "s3")
+        assert remote["parameters"]["endpoint"] == "http://minio:9000"
+    assert "REPLACE-WITH-SECRET-ACCESS-KEY" in manifests.dump(doc)
+    with pytest.raises(ConfigError, match="not a valid Kubernetes name"):
+        manifests.render_storage_secret("Bad_Name", fmt)
+
+
 def test_experiment_is_valid_and_shaped_for_a_canary(schemas_dir):
     doc = manifests.render_experiment(
         "wine-classifier-canary",
