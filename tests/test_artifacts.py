@@ -88,6 +88,19 @@ def test_s3_store_without_boto3_names_the_extra(tmp_path, monkeypatch):
         project.experiment_id()
 
 
+def test_an_experiment_keeps_its_location_and_says_so(tmp_path, caplog):
+    from mlops_kit.project import Project
+
+    before = Project.load(write_project(tmp_path), state_dir=tmp_path / "state")
+    experiment = before.experiment_id()
+    after = Project.load(
+        write_project(tmp_path, artifact_store=STORE), state_dir=tmp_path / "state"
+    )
+    with caplog.at_level("WARNING", logger="mlops_kit.project"):
+        assert after.experiment_id() == experiment
+    assert f"not in artifact_store {STORE}" in caplog.text
+
+
 # -- models in S3 --------------------------------------------------------------------------
 
 
