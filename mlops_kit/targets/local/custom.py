@@ -15,12 +15,13 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_kit import artifacts
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError, TargetError, WaitTimeout
 from mlops_kit.process import log_size, now, send_signal, spawn, wait_until
 from mlops_kit.serving import seldon
 from mlops_kit.settings import Settings
-from mlops_kit.targets.local.mlserver import local_path, model_cache
+from mlops_kit.targets.local.mlserver import local_path
 from mlops_kit.targets.local.records import LOG_FILE, STOP_GRACE, ServerRecord, alive
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def custom_server(settings: Settings, spec: DeploymentSpec) -> CustomServer:
             f"module {module!r} of custom_class {custom_class!r} is not in {code_dir} "
             "(serving.custom_code_dir)"
         )
-    uri = str(local_path(spec.model_uri, model_cache(settings)))
+    uri = str(local_path(spec.model_uri, artifacts.cache_dir(settings.state_dir)))
     python = seldon.seldon_python(serving.seldon_python, settings.state_dir)
     return CustomServer(
         python=str(python),

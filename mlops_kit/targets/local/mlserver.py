@@ -15,7 +15,7 @@ from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ArtifactStoreError, TargetError
 from mlops_kit.process import now, spawn, write_json
 from mlops_kit.serving import RUNTIME
-from mlops_kit.settings import ServingSettings, Settings
+from mlops_kit.settings import ServingSettings
 from mlops_kit.targets.local.records import (
     LOG_FILE,
     MODEL_SETTINGS_FILE,
@@ -32,15 +32,11 @@ _MLSERVER_MAIN = "from mlops_kit.serving.server import main; main()"
 _SKLEARN_FILES = ("model.joblib", "model.pkl", "model.pickle")
 
 
-def model_cache(settings: Settings) -> Path:
-    """Where models from a remote store (``s3://``) are downloaded to before a server loads them."""
-    return artifacts.cache_dir(settings.state_dir)
-
-
 def render_model(spec: DeploymentSpec, cache: Path | None = None) -> tuple[str, str]:
     """``(implementation, artifact path)`` for the spec's flavour.
 
-    A remote ``model_uri`` is downloaded into ``cache`` (see :func:`local_path`).
+    A remote ``model_uri`` is downloaded into ``cache``, e.g. :func:`artifacts.cache_dir
+    <mlops_kit.artifacts.cache_dir>` of the state dir (see :func:`local_path`).
     """
     path = local_path(spec.model_uri, cache)
     if spec.flavour == "mlflow":
