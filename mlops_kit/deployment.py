@@ -38,6 +38,8 @@ class DeploymentSpec(BaseModel):
     """Registered model version, as the registry spells it (``"3"``)."""
     model_uri: str
     """Where the model artifacts are: a local path, ``file://``, ``s3://`` or ``gs://`` URI."""
+    storage_secret: str | None = None
+    """Kubernetes Secret with the credentials a cluster reads a remote ``model_uri`` with."""
     flavour: Flavour = "mlflow"
     """Server flavour: prepackaged MLflow / scikit-learn runtime, custom or embedded server."""
     run_id: str | None = None

@@ -340,3 +340,12 @@ class StopFailed(ProcessError):
             "could not stop process group(s) " + ", ".join(str(pgid) for pgid in pgids)
         )
         self.pgids = pgids
+
+
+class ArtifactStoreError(ToolkitError):
+    """Model artifacts could not be read from the artifact store (no such object, no
+    credentials, no endpoint); ``uri`` is what was asked for."""
+
+    def __init__(self, uri: str, problem: str) -> None:
+        super().__init__(f"could not download the model at {uri}: {problem}")
+        self.uri = uri

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_kit import display
+from mlops_kit import artifacts, display
 from mlops_kit.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,9 +44,15 @@ class Project(display.Rich):
         return f"sqlite:///{self.state_dir / 'mlflow.db'}"
 
     @property
-    def artifact_root(self) -> Path:
-        """Where run and model artifacts go for the embedded registry."""
-        return self.state_dir / "artifacts"
+    def artifact_uri(self) -> str:
+        """Root URI of run and model artifacts: ``artifact_store``, else the state dir's
+        ``artifacts/`` (see :mod:`mlops_kit.artifacts`)."""
+        return artifacts.store_uri(self.settings.artifact_store, self.state_dir / "artifacts")
+
+    @property
+    def artifact_root(self) -> Path | None:
+        """The local directory artifacts go to; None when the store is remote (``s3://``)."""
+        return artifacts.local_dir(self.artifact_uri)
 
     @property
     def model_name(self) -> str:
@@ -82,6 +91,7 @@ class Project(display.Rich):
         """
         import mlflow
 
+        artifacts.require_client(self.artifact_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         return self._client
@@ -93,15 +103,28 @@ class Project(display.Rich):
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self) -> str:
-        """The project's MLflow experiment, created on first use with artifacts in the state dir."""
+        """The project's MLflow experiment, created on first use with artifacts in the store.
+
+        A configured ``artifact_store`` is the new experiment's artifact location whatever the
+        registry; without one the embedded registry uses the state directory and a remote
+        registry its own default. An existing experiment keeps the location it was created with.
+        """
         import mlflow
 
         client = self.client
         existing = client.get_experiment_by_name(self.settings.project)
         if existing is not None:
+            if self.settings.artifact_store and not existing.artifact_location.startswith(
+                self.artifact_uri
+            ):
+                logger.warning(
+                    "experiment %s keeps its artifacts in %s, not in artifact_store %s",
+                    self.settings.project, existing.artifact_location, self.artifact_uri,
+                )  # fmt: skip
             mlflow.set_experiment(experiment_id=existing.experiment_id)
             return str(existing.experiment_id)
-        location = None if self.settings.registry_uri else self.artifact_root.as_uri()
+        configured = self.settings.artifact_store or not self.settings.registry_uri
+        location = self.artifact_uri if configured else None
         experiment_id = client.create_experiment(self.settings.project, artifact_location=location)
         mlflow.set_experiment(experiment_id=experiment_id)
         return str(experiment_id)

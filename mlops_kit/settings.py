@@ -34,6 +34,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from mlops_kit.artifacts import ArtifactStore
 from mlops_kit.discovery import (
     PATH_OR_URL,
     PROJECT_FILE,
@@ -206,6 +207,8 @@ class KubernetesSettings(_Section):
     """Seconds between two looks at a deployment's status."""
     request_timeout: float = Field(default=30.0, gt=0)
     """Seconds any single API request may take."""
+    storage_secret: Name | None = "mlops-kit-s3"  # noqa: S105 - a name, not a secret
+    """Secret with the credentials Seldon reads ``s3://`` models with (docs/artifacts.md)."""
 
 
 class LoadLimits(_Section):
@@ -280,6 +283,9 @@ class Settings(BaseSettings):
     """Where executed notebooks and their HTML land; promotion requests cite the HTML reports."""
     registry_uri: str | None = None
     """MLflow tracking and registry URI; None means SQLite inside the state directory."""
+    artifact_store: ArtifactStore = None
+    """Where model artifacts live: a directory, ``file://`` or ``s3://bucket/prefix`` (AWS
+    configuration and ``AWS_ENDPOINT_URL`` honoured); None: ``artifacts/`` in the state dir."""
     environments: list[EnvironmentSettings] = Field(
         default_factory=lambda: [
             EnvironmentSettings(name="staging", kind="staging"),

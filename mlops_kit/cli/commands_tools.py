@@ -1,4 +1,5 @@
-"""Tools around the pipeline: load tests, the Grafana dashboard, CI files, the MLflow UI."""
+"""Tools around the pipeline: load tests, the Grafana dashboard, CI files, the MLflow UI, the
+template of the storage Secret."""
 
 from __future__ import annotations
 
@@ -70,8 +71,8 @@ def ui_command(proj: Project, port: int) -> list[str]:
     """``mlflow ui`` on the project's registry, bound to loopback (this interpreter's MLflow)."""
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", proj.tracking_uri]
     if not proj.settings.registry_uri:
-        # Artifacts stay plain files of the state directory, as the toolkit writes them.
-        cmd += ["--default-artifact-root", proj.artifact_root.as_uri(), "--no-serve-artifacts"]
+        # Artifacts stay where the toolkit writes them (state directory or artifact_store).
+        cmd += ["--default-artifact-root", proj.artifact_uri, "--no-serve-artifacts"]
     return cmd + ["--host", UI_HOST, "--port", str(port), "--workers", "1"]
 
 
@@ -101,8 +102,24 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_storage_secret(args: argparse.Namespace) -> int:
+    from mlops_kit.gitops import manifests
+    from mlops_kit.targets.kubernetes.endpoints import namespace_for
+
+    settings = project(args).settings
+    name = settings.kubernetes.storage_secret
+    if name is None:
+        raise ConfigError("kubernetes.storage_secret is not set: the documents name no Secret")
+    namespace = namespace_for(settings, settings.environment(args.environment))
+    doc = manifests.render_storage_secret(
+        name, settings.gitops.manifest, namespace, region=args.region, endpoint=args.endpoint
+    )
+    print(manifests.dump(doc), end="")
+    return 0
+
+
 def register(add: AddCommand) -> None:
-    """Add ``loadtest``, ``dashboard``, ``ci`` and ``ui``."""
+    """Add ``loadtest``, ``dashboard``, ``ci``, ``ui`` and ``storage-secret``."""
     lt = add(
         "loadtest",
         "load-test an environment and judge it against the SLO",
@@ -186,3 +203,20 @@ def register(add: AddCommand) -> None:
     )
     ui.add_argument("--port", type=int, default=UI_PORT,
                     help=f"port on {UI_HOST} (default {UI_PORT})")  # fmt: skip
+
+    secret = add(
+        "storage-secret",
+        "print a template of the Secret Seldon reads s3:// models with (no real credentials)",
+        "mlops-kit storage-secret staging --region eu-west-1",
+        cmd_storage_secret,
+    )
+    secret.add_argument(
+        "environment",
+        nargs="?",
+        default="staging",
+        help="environment whose namespace it goes to (default: staging)",
+    )
+    secret.add_argument("--region", help="the bucket's region")
+    secret.add_argument(
+        "--endpoint", metavar="URL", help="the S3-compatible endpoint, as the cluster sees it"
+    )

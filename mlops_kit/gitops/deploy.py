@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops_kit import display
+from mlops_kit import artifacts, display
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import PromotionRequired
 from mlops_kit.gitops.repository import GitOpsRepo
@@ -70,14 +70,22 @@ class DeployResult(display.Rich):
 
 
 def spec_for(project: Project, environment: str, version: str | int) -> DeploymentSpec:
-    """The portable deployment of a registered version into ``environment``."""
+    """The portable deployment of a registered version into ``environment``.
+
+    A model in a remote artifact store keeps its ``s3://`` location, which clusters read with
+    the ``kubernetes.storage_secret`` credentials and the local target downloads; any other is
+    named by its local path.
+    """
     registry = Registry(project)
     info = registry.get(version)
+    stored = registry.client.get_model_version_download_uri(project.model_name, info.version)
+    remote = artifacts.is_remote(stored)
     return DeploymentSpec(
         environment=environment,
         model_name=project.model_name,
         version=info.version,
-        model_uri=str(registry.local_path(info.version)),
+        model_uri=stored if remote else str(registry.local_path(info.version)),
+        storage_secret=project.settings.kubernetes.storage_secret if remote else None,
         flavour=project.settings.serving.flavour,
         custom_class=project.settings.serving.custom_class,
         run_id=info.run_id,

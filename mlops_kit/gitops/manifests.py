@@ -109,6 +109,45 @@ def render_experiment(
     }
 
 
+def render_storage_secret(
+    name: str,
+    fmt: ManifestFormat = "seldon-v1",
+    namespace: str | None = None,
+    *,
+    region: str | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """A template of the Secret Seldon reads ``s3://`` models with: rclone's remote ``s3``.
+
+    v1's storage initializer takes it as environment (``RCLONE_CONFIG_S3_*``), v2 as an rclone
+    remote definition. The keys are placeholders to fill in (or drop them and set ``env_auth``
+    to use the pod's IAM role); apply it yourself: credentials never go into the GitOps repo.
+    """
+    _check_name("secret name", name)
+    remote: dict[str, Any] = {
+        "provider": "Other" if endpoint else "AWS",
+        "env_auth": False,
+        "access_key_id": "REPLACE-WITH-ACCESS-KEY-ID",
+        "secret_access_key": "REPLACE-WITH-SECRET-ACCESS-KEY",
+    }
+    remote.update({k: v for k, v in (("region", region), ("endpoint", endpoint)) if v})
+    if fmt == "seldon-v1":
+        data = {"RCLONE_CONFIG_S3_TYPE": "s3"}
+        data.update({f"RCLONE_CONFIG_S3_{k.upper()}": str(v).lower() if isinstance(v, bool)
+                     else v for k, v in remote.items()})  # fmt: skip
+    elif fmt == "seldon-v2":
+        data = {"s3": json.dumps({"type": "s3", "name": "s3", "parameters": remote})}
+    else:
+        raise ConfigError(f"unknown manifest format {fmt!r}; known: {', '.join(FORMATS)}")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, namespace, {MANAGED_BY_LABEL: MANAGED_BY}, None),
+        "type": "Opaque",
+        "stringData": data,
+    }
+
+
 def spec_from_manifest(doc: Any) -> DeploymentSpec:
     """Rebuild the DeploymentSpec a document was rendered from; ConfigError if it is not ours."""
     if not isinstance(doc, dict):
@@ -229,6 +268,9 @@ def _render_v1(spec: DeploymentSpec, namespace: str | None) -> dict[str, Any]:
         # A custom reusable server gets the artifacts the same way a prepackaged one does:
         # Seldon's storage initializer downloads modelUri into the container.
         graph["modelUri"] = spec.model_uri
+    if spec.storage_secret is not None:
+        # The storage initializer's environment: RCLONE_CONFIG_S3_* (docs/artifacts.md).
+        graph["envSecretRefName"] = spec.storage_secret
     graph["children"] = []
     # Seldon v1 sets a graph node's resources (and, for custom servers, its image) through
     # a componentSpecs container named like the node; for prepackaged servers it merges
@@ -260,16 +302,17 @@ def _render_v2(spec: DeploymentSpec, namespace: str | None) -> dict[str, Any]:
     if spec.image is not None:
         # v2 runs models on shared Servers; the image belongs to a Server, not a Model.
         extra[IMAGE_ANNOTATION] = spec.image
+    body: dict[str, Any] = {"storageUri": spec.model_uri}
+    if spec.storage_secret is not None:
+        body["secretName"] = spec.storage_secret  # an rclone remote named "s3" (docs/artifacts.md)
+    body["requirements"] = [_V2_REQUIREMENTS[spec.flavour]]
+    body["replicas"] = spec.replicas
+    body["memory"] = spec.resources.memory_request
     return {
         "apiVersion": SELDON_V2_API,
         "kind": "Model",
         "metadata": _spec_metadata(spec, namespace, extra),
-        "spec": {
-            "storageUri": spec.model_uri,
-            "requirements": [_V2_REQUIREMENTS[spec.flavour]],
-            "replicas": spec.replicas,
-            "memory": spec.resources.memory_request,
-        },
+        "spec": body,
     }
 
 
@@ -294,6 +337,7 @@ def _read_v1(name: str, annotations: dict[str, Any], body: dict[str, Any]) -> di
         )
     fields: dict[str, Any] = {
         "model_uri": uri,
+        "storage_secret": graph.get("envSecretRefName"),
         "replicas": predictor.get("replicas", 1),
         "traffic": predictor.get("traffic", 100),
         "image": container.get("image"),
@@ -306,6 +350,7 @@ def _read_v1(name: str, annotations: dict[str, Any], body: dict[str, Any]) -> di
 def _read_v2(name: str, annotations: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "model_uri": body["storageUri"],
+        "storage_secret": body.get("secretName"),
         "replicas": body.get("replicas", 1),
         "image": annotations.get(IMAGE_ANNOTATION),
     }

@@ -2,9 +2,10 @@
 
 The server is what makes registry webhooks possible: MLflow delivers them only from the
 ``mlflow server`` process, never from a client writing to SQLite. It serves the project's own
-``sqlite:///<state_dir>/mlflow.db``; artifacts stay plain files under ``<state_dir>/artifacts``
-(``--no-serve-artifacts``), so clients on this machine read and write model files directly and
-``get_model_version_download_uri`` answers with a local path.
+``sqlite:///<state_dir>/mlflow.db``; artifacts are not proxied (``--no-serve-artifacts``): they
+stay plain files under ``<state_dir>/artifacts`` or go to the project's ``artifact_store``
+(``s3://…``), which clients read and write directly, so ``get_model_version_download_uri``
+answers with a local path or an ``s3://`` URI a cluster can read, never ``mlflow-artifacts:/``.
 
 Everything it keeps lives in ``<state_dir>/registry-server/``: ``server.json`` (pid, port,
 start time), ``server.log``, the key that encrypts webhook secrets at rest, and the admin
@@ -98,7 +99,7 @@ class ServerInfo:
     backend_uri: str
     """The SQLite database it serves."""
     artifact_root: str
-    """Default artifact root of new experiments (a local ``file://`` URI)."""
+    """Default artifact root of new experiments (``file://`` or the ``s3://`` store)."""
     log: str
     """Path of the server log."""
     started_at: float
@@ -224,7 +225,8 @@ def _start(project: Project, *, port: int, timeout: float) -> ServerInfo:
                 "use ensure_running() to reuse it or stop() it first"
             )
         (folder / STATE_FILE).unlink(missing_ok=True)
-    project.artifact_root.mkdir(parents=True, exist_ok=True)
+    if project.artifact_root is not None:
+        project.artifact_root.mkdir(parents=True, exist_ok=True)
     attempts = 1 if port else 3
     for attempt in range(1, attempts + 1):
         chosen = port or free_ports(HOST)[0]
@@ -252,7 +254,7 @@ def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
         "--backend-store-uri",
         backend_uri(project),
         "--default-artifact-root",
-        project.artifact_root.as_uri(),
+        project.artifact_uri,
         "--no-serve-artifacts",
         "--host",
         HOST,
@@ -278,7 +280,7 @@ def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
         pid=proc.pid,
         port=port,
         backend_uri=backend_uri(project),
-        artifact_root=project.artifact_root.as_uri(),
+        artifact_root=project.artifact_uri,
         log=str(log_path),
         started_at=time.time(),
     )

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mlops_kit import artifacts
 from mlops_kit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -142,6 +143,9 @@ def for_version(
     environment = project.settings.environments[0].name
     spec = spec_for(project, environment, version)
     spec = spec.model_validate({**spec.model_dump(), "flavour": flavour, "image": image})
+    if artifacts.is_remote(spec.model_uri):  # the context copies the model: from a local copy
+        local = artifacts.download(spec.model_uri, artifacts.cache_dir(project.state_dir))
+        spec = spec.model_copy(update={"model_uri": str(local)})
     target = dest or project.state_dir / "build" / f"{spec.model_name}-{spec.version}-{flavour}"
     return write_build_context(spec, target, **options)
 

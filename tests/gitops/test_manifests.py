@@ -124,6 +124,52 @@ def test_seldon_v2_model_shape():
     assert "namespace" not in doc["metadata"]
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("flavour", list(SPECS))
+def test_storage_secret_is_valid_for_the_crd_and_reads_back(schemas_dir, flavour, fmt):
+    spec = SPECS[flavour].model_copy(update={"storage_secret": "mlops-kit-s3"})
+    doc = manifests.render(spec, fmt, namespace="mlops-demo-staging")
+    validate(doc, schemas_dir)
+    assert manifests.spec_from_manifest(manifests.load(manifests.dump(doc))) == spec
+
+
+def test_storage_secret_is_where_seldon_reads_it():
+    spec = SPECS["mlflow"].model_copy(update={"storage_secret": "team-s3"})
+    (predictor,) = manifests.render(spec, "seldon-v1")["spec"]["predictors"]
+    assert predictor["graph"]["envSecretRefName"] == "team-s3"
+    assert predictor["graph"]["modelUri"] == "s3://models/wine-classifier/3/artifacts"
+    body = manifests.render(spec, "seldon-v2")["spec"]
+    assert (body["storageUri"], body["secretName"]) == (spec.model_uri, "team-s3")
+    for fmt in FORMATS:  # none without one
+        assert "secretName" not in manifests.dump(manifests.render(SPECS["mlflow"], fmt))
+        assert "envSecretRefName" not in manifests.dump(manifests.render(SPECS["mlflow"], fmt))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_storage_secret_template_is_a_valid_secret_for_rclone_remote_s3(fmt):
+    import json
+
+    doc = manifests.render_storage_secret(
+        "mlops-kit-s3", fmt, "mlops-demo-staging", region="eu-west-1", endpoint="http://minio:9000"
+    )
+    kubernetes_validate.validate(
+        manifests.load(manifests.dump(doc)), kubernetes_validate.latest_version(), strict=True
+    )
+    data = doc["stringData"]
+    if fmt == "seldon-v1":  # the storage initializer's environment
+        assert data["RCLONE_CONFIG_S3_TYPE"] == "s3"
+        assert data["RCLONE_CONFIG_S3_ENV_AUTH"] == "false"
+        assert data["RCLONE_CONFIG_S3_ENDPOINT"] == "http://minio:9000"
+        assert data["RCLONE_CONFIG_S3_REGION"] == "eu-west-1"
+    else:  # an rclone remote named like the URI's scheme
+        remote = json.loads(data["s3"])
+        assert (remote["type"], remote["name"]) == ("s3", "s3")
+        assert remote["parameters"]["endpoint"] == "http://minio:9000"
+    assert "REPLACE-WITH-SECRET-ACCESS-KEY" in manifests.dump(doc)
+    with pytest.raises(ConfigError, match="not a valid Kubernetes name"):
+        manifests.render_storage_secret("Bad_Name", fmt)
+
+
 def test_experiment_is_valid_and_shaped_for_a_canary(schemas_dir):
     doc = manifests.render_experiment(
         "wine-classifier-canary",

@@ -117,6 +117,18 @@ def test_every_object_applied_validates_against_the_crd(tmp_path, emulator, oper
     assert manifests.spec_from_manifest(stored) == chosen
 
 
+@pytest.mark.parametrize("fmt", ["seldon-v1", "seldon-v2"])
+def test_a_model_in_s3_is_applied_with_its_storage_secret(tmp_path, emulator, operator, fmt):
+    chosen = spec("2", storage_secret="mlops-kit-s3")
+    with make_target(tmp_path, fmt) as target:
+        status = target.apply(chosen, timeout=10)
+    assert status.ready and status.version == "2"
+    kind = SELDON_DEPLOYMENTS if fmt == "seldon-v1" else SELDON_MODELS
+    stored = emulator.get(kind, NS, chosen.model_name)
+    validate(stored)
+    assert manifests.spec_from_manifest(stored) == chosen
+
+
 def test_namespace_document_is_a_valid_core_object():
     import kubernetes_validate
 

@@ -142,8 +142,8 @@ def test_apply_refuses_what_it_cannot_serve(staging_server: Served, models: Mode
         target.apply(spec.model_copy(update={"flavour": "embedded"}))
     with pytest.raises(TargetError, match="custom_class"):  # served: see test_custom_server.py
         target.apply(spec.model_copy(update={"flavour": "custom"}))
-    with pytest.raises(TargetError, match="local paths or file:// URIs, not s3://"):
-        target.apply(spec.model_copy(update={"model_uri": "s3://bucket/model"}))
+    with pytest.raises(TargetError, match="local paths, file:// or s3:// URIs, not gs://"):
+        target.apply(spec.model_copy(update={"model_uri": "gs://bucket/model"}))
     with pytest.raises(TargetError, match="not found"):
         target.apply(spec.model_copy(update={"model_uri": str(models.v1 / "missing")}))
     with pytest.raises(TargetError, match="not an MLflow model directory"):

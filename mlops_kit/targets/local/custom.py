@@ -15,6 +15,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_kit import artifacts
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError, TargetError, WaitTimeout
 from mlops_kit.process import log_size, now, send_signal, spawn, wait_until
@@ -62,7 +63,7 @@ def custom_server(settings: Settings, spec: DeploymentSpec) -> CustomServer:
             f"module {module!r} of custom_class {custom_class!r} is not in {code_dir} "
             "(serving.custom_code_dir)"
         )
-    uri = str(local_path(spec.model_uri))
+    uri = str(local_path(spec.model_uri, artifacts.cache_dir(settings.state_dir)))
     python = seldon.seldon_python(serving.seldon_python, settings.state_dir)
     return CustomServer(
         python=str(python),

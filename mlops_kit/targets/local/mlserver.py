@@ -10,8 +10,9 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
+from mlops_kit import artifacts
 from mlops_kit.deployment import DeploymentSpec
-from mlops_kit.errors import TargetError
+from mlops_kit.errors import ArtifactStoreError, TargetError
 from mlops_kit.process import now, spawn, write_json
 from mlops_kit.serving import RUNTIME
 from mlops_kit.settings import ServingSettings
@@ -31,9 +32,13 @@ _MLSERVER_MAIN = "from mlops_kit.serving.server import main; main()"
 _SKLEARN_FILES = ("model.joblib", "model.pkl", "model.pickle")
 
 
-def render_model(spec: DeploymentSpec) -> tuple[str, str]:
-    """``(implementation, artifact path)`` for the spec's flavour."""
-    path = local_path(spec.model_uri)
+def render_model(spec: DeploymentSpec, cache: Path | None = None) -> tuple[str, str]:
+    """``(implementation, artifact path)`` for the spec's flavour.
+
+    A remote ``model_uri`` is downloaded into ``cache``, e.g. :func:`artifacts.cache_dir
+    <mlops_kit.artifacts.cache_dir>` of the state dir (see :func:`local_path`).
+    """
+    path = local_path(spec.model_uri, cache)
     if spec.flavour == "mlflow":
         if not (path / "MLmodel").is_file():
             raise TargetError(f"{path} is not an MLflow model directory (it has no MLmodel file)")
@@ -54,16 +59,25 @@ def render_model(spec: DeploymentSpec) -> tuple[str, str]:
     raise TargetError(f"flavour {spec.flavour!r} is not supported by the local target yet")
 
 
-def local_path(uri: str) -> Path:
-    """The existing local path a model URI (plain path or ``file://``) names."""
+def local_path(uri: str, cache: Path | None = None) -> Path:
+    """The existing local path a model URI (plain path or ``file://``) names.
+
+    With a ``cache`` directory a remote URI (``s3://``) names the local copy of its artifacts,
+    downloaded there once through MLflow (the standard AWS configuration applies).
+    """
     parsed = urlparse(uri)
+    if cache is not None and artifacts.is_remote(uri):
+        try:
+            return artifacts.download(uri, cache)
+        except ArtifactStoreError as exc:
+            raise TargetError(exc.message) from exc
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise TargetError(f"{uri} names another host; the local target serves local paths")
         path = Path(unquote(parsed.path))
     elif parsed.scheme and len(parsed.scheme) > 1:  # one letter: a Windows drive
         raise TargetError(
-            f"the local target serves models from local paths or file:// URIs, not {uri}; "
+            f"the local target serves models from local paths, file:// or s3:// URIs, not {uri}; "
             "download the artifacts first"
         )
     else:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
+from mlops_kit import artifacts
 from mlops_kit.errors import TargetError, WaitTimeout
 from mlops_kit.process import locked, log_tail, wait_until
 from mlops_kit.targets.base import DeploymentStatus
@@ -51,7 +52,8 @@ def preview(target: LocalTarget, spec: DeploymentSpec) -> Iterator[DeploymentSta
         yield None
         return
     name = candidate_name(spec)
-    implementation, uri = mlserver.render_model(spec)
+    cache = artifacts.cache_dir(target.settings.state_dir)
+    implementation, uri = mlserver.render_model(spec, cache)
     private = spec.model_copy(update={"model_name": name})
     repository = f"{record.base_url}/v2/repository/models/{quote(name, safe='')}"
     timeout = target.settings.serving.ready_timeout

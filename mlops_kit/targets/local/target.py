@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
+from mlops_kit import artifacts
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import DeploymentTimeout, ProcessExited, TargetError, WaitTimeout
 from mlops_kit.process import (
@@ -81,7 +82,8 @@ class LocalTarget(DeploymentTarget):
         folder = self._folder(spec.model_name)
         if spec.flavour == "custom":
             return self._apply_custom(spec, folder, timeout)
-        implementation, uri = mlserver.render_model(spec)
+        cache = artifacts.cache_dir(self.settings.state_dir)  # where s3:// models are copied
+        implementation, uri = mlserver.render_model(spec, cache)
         deadline = time.monotonic() + (timeout or self.settings.serving.ready_timeout)
         folder.mkdir(parents=True, exist_ok=True)
         with locked(folder / ".lock"):
