@@ -340,3 +340,14 @@ class StopFailed(ProcessError):
             "could not stop process group(s) " + ", ".join(str(pgid) for pgid in pgids)
         )
         self.pgids = pgids
+
+
+class TrainingJobFailed(ToolkitError):
+    """A SageMaker training job ended ``Failed`` or ``Stopped``; ``reason`` is SageMaker's."""
+
+    def __init__(self, job_name: str, status: str, reason: str = "") -> None:
+        why = f": {reason}" if reason else ""
+        super().__init__(f"training job {job_name} ended {status}{why}")
+        self.job_name = job_name
+        self.status = status
+        self.reason = reason

@@ -45,6 +45,7 @@ from mlops_kit.discovery import (
 from mlops_kit.discovery import require_project as require_project  # re-exported
 from mlops_kit.display import fields
 from mlops_kit.errors import ConfigError
+from mlops_kit.settings_sagemaker import SageMakerSettings
 
 ENV_PREFIX = "MLOPS_KIT_"
 DEFAULT_CONFIG = PROJECT_FILE
@@ -299,6 +300,8 @@ class Settings(BaseSettings):
     """Load-test bounds and service-level objectives."""
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     """The Kubernetes target's cluster and ingress."""
+    sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
+    """The SageMaker target's region, role, image, bucket and endpoints."""
 
     @field_validator("environments")
     @classmethod

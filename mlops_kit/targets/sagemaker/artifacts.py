@@ -1,0 +1,143 @@
+"""Model archives in S3: what a SageMaker Model's ``ModelDataUrl`` points at.
+
+SageMaker unpacks ``model.tar.gz`` into ``/opt/ml/model`` before the container's ``serve``
+starts; our archives hold an MLflow model directory at their root (``MLmodel`` beside the
+artifacts), which is what a training job's ``/opt/ml/model`` holds too.
+
+A deployment whose ``model_uri`` already names an archive in S3 (a training job's output) is
+served from it as is; a local MLflow model directory is packed and uploaded once, under a key
+named by the archive's sha256, so uploading the same model again changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from mlops_kit.errors import TargetError
+from mlops_kit.targets.sagemaker.clients import s3_uri
+
+if TYPE_CHECKING:
+    from mlops_kit.settings_sagemaker import SageMakerSettings
+
+ARCHIVE = "model.tar.gz"
+SHA256_METADATA = "sha256"
+
+
+def pack_model(model_dir: str | os.PathLike[str], tar_path: str | os.PathLike[str]) -> Path:
+    """Pack ``model_dir``'s contents at the root of the gzipped tar ``tar_path``.
+
+    Prefers the BYO container module's ``pack_model`` when it is installed, so the target
+    and the container agree on one archive layout.
+    """
+    if importlib.util.find_spec("mlops_kit.targets.sagemaker.container") is not None:
+        from mlops_kit.targets.sagemaker import container  # type: ignore[attr-defined]
+
+        packer = getattr(container, "pack_model", None)
+        if packer is not None:
+            packer(model_dir, tar_path)
+            return Path(tar_path)
+    return _pack(Path(model_dir), Path(tar_path))
+
+
+def _pack(model_dir: Path, tar_path: Path) -> Path:
+    # Sorted names, fixed mtimes and owners: the same model packs to the same bytes.
+    def normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime = 0
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    if not (model_dir / "MLmodel").is_file():
+        raise TargetError(f"{model_dir} is not an MLflow model directory (no MLmodel file)")
+    with tarfile.open(tar_path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(model_dir.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=str(path.relative_to(model_dir)), filter=normalized)
+    return tar_path
+
+
+def unpack_model(tar_path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
+    """Extract an archive made by :func:`pack_model` into ``into``, refusing unsafe members."""
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tar_path, "r:gz") as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def local_model_dir(model_uri: str) -> Path | None:
+    """The directory a local path or ``file://`` URI names; None for remote URIs."""
+    parsed = urlparse(model_uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if not parsed.scheme or len(parsed.scheme) == 1:  # a path (or a Windows drive letter)
+        return Path(model_uri).expanduser()
+    return None
+
+
+def model_data_url(s3: Any, config: SageMakerSettings, model_name: str, model_uri: str) -> str:
+    """The S3 URI of the archive to serve ``model_uri`` from, uploading it when needed.
+
+    An ``s3://…/*.tar.gz`` URI is used as it is; a local MLflow model directory is packed and
+    uploaded to ``s3://<bucket>/<prefix>/<model>/models/<sha256>/model.tar.gz``.
+    """
+    if model_uri.startswith("s3://") and model_uri.endswith(".tar.gz"):
+        return model_uri
+    local = local_model_dir(model_uri)
+    if local is None:
+        raise TargetError(
+            f"the sagemaker target serves model archives in S3 (s3://…/model.tar.gz) or local "
+            f"MLflow model directories, not {model_uri!r}"
+        )
+    if not local.is_dir():
+        raise TargetError(f"model directory {local} does not exist")
+    with tempfile.TemporaryDirectory(prefix="mlops-kit-archive-") as tmp:
+        archive = pack_model(local, Path(tmp) / ARCHIVE)
+        digest = sha256_of(archive)
+        key = "/".join(p for p in (config.prefix, model_name, "models", digest, ARCHIVE) if p)
+        if not _has(s3, config.bucket, key):
+            s3.upload_file(
+                str(archive),
+                config.bucket,
+                key,
+                ExtraArgs={"Metadata": {SHA256_METADATA: digest}},
+            )
+    return s3_uri(config.bucket, key)
+
+
+def _has(s3: Any, bucket: str, key: str) -> bool:
+    from mlops_kit.targets.sagemaker.clients import not_found
+
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if not_found(exc):
+            return False
+        raise
+    return True
+
+
+__all__ = [
+    "ARCHIVE",
+    "local_model_dir",
+    "model_data_url",
+    "pack_model",
+    "sha256_of",
+    "unpack_model",
+]
