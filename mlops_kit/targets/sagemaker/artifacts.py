@@ -11,6 +11,7 @@ named by the archive's sha256, so uploading the same model again changes nothing
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
 import os
@@ -56,11 +57,25 @@ def _pack(model_dir: Path, tar_path: Path) -> Path:
 
     if not (model_dir / "MLmodel").is_file():
         raise TargetError(f"{model_dir} is not an MLflow model directory (no MLmodel file)")
-    with tarfile.open(tar_path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        tar_path.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for path in sorted(model_dir.rglob("*")):
             if path.is_file():
                 tar.add(path, arcname=str(path.relative_to(model_dir)), filter=normalized)
     return tar_path
+
+
+def directory_digest(model_dir: Path) -> str:
+    """sha256 over a directory's file names and bytes: the same model, the same digest."""
+    digest = hashlib.sha256()
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
+            digest.update(sha256_of(path).encode())
+    return digest.hexdigest()
 
 
 def unpack_model(tar_path: str | os.PathLike[str], into: str | os.PathLike[str]) -> Path:
@@ -95,7 +110,8 @@ def model_data_url(s3: Any, config: SageMakerSettings, model_name: str, model_ur
     """The S3 URI of the archive to serve ``model_uri`` from, uploading it when needed.
 
     An ``s3://…/*.tar.gz`` URI is used as it is; a local MLflow model directory is packed and
-    uploaded to ``s3://<bucket>/<prefix>/<model>/models/<sha256>/model.tar.gz``.
+    uploaded to ``s3://<bucket>/<prefix>/<model>/models/<digest>/model.tar.gz``, the digest
+    being the directory's (:func:`directory_digest`), so the same model is uploaded once.
     """
     if model_uri.startswith("s3://") and model_uri.endswith(".tar.gz"):
         return model_uri
@@ -107,17 +123,13 @@ def model_data_url(s3: Any, config: SageMakerSettings, model_name: str, model_ur
         )
     if not local.is_dir():
         raise TargetError(f"model directory {local} does not exist")
-    with tempfile.TemporaryDirectory(prefix="mlops-kit-archive-") as tmp:
-        archive = pack_model(local, Path(tmp) / ARCHIVE)
-        digest = sha256_of(archive)
-        key = "/".join(p for p in (config.prefix, model_name, "models", digest, ARCHIVE) if p)
-        if not _has(s3, config.bucket, key):
-            s3.upload_file(
-                str(archive),
-                config.bucket,
-                key,
-                ExtraArgs={"Metadata": {SHA256_METADATA: digest}},
-            )
+    digest = directory_digest(local)
+    key = "/".join(p for p in (config.prefix, model_name, "models", digest, ARCHIVE) if p)
+    if not _has(s3, config.bucket, key):
+        with tempfile.TemporaryDirectory(prefix="mlops-kit-archive-") as tmp:
+            archive = pack_model(local, Path(tmp) / ARCHIVE)
+            metadata = {SHA256_METADATA: sha256_of(archive)}
+            s3.upload_file(str(archive), config.bucket, key, ExtraArgs={"Metadata": metadata})
     return s3_uri(config.bucket, key)
 
 
@@ -135,6 +147,7 @@ def _has(s3: Any, bucket: str, key: str) -> bool:
 
 __all__ = [
     "ARCHIVE",
+    "directory_digest",
     "local_model_dir",
     "model_data_url",
     "pack_model",

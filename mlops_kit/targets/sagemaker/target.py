@@ -179,10 +179,14 @@ class SageMakerTarget(DeploymentTarget):
         """The SageMaker endpoint of ``model_name`` in this environment."""
         return names.endpoint_name(model_name, self.environment.name)
 
+    @cached_property
+    def runtime_url(self) -> str:
+        """Where ``sagemaker-runtime`` answers (``AWS_ENDPOINT_URL`` honoured)."""
+        return str(client(self.config, "sagemaker-runtime").meta.endpoint_url).rstrip("/")
+
     def invocations_url(self, endpoint: str) -> str:
         """``<sagemaker-runtime endpoint URL>/endpoints/<endpoint>/invocations``."""
-        runtime = client(self.config, "sagemaker-runtime")
-        return f"{runtime.meta.endpoint_url.rstrip('/')}/endpoints/{endpoint}/invocations"
+        return f"{self.runtime_url}/endpoints/{endpoint}/invocations"
 
     def _tags(self, model_name: str) -> dict[str, str]:
         return {

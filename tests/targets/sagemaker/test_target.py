@@ -105,6 +105,24 @@ def sm_project(tmp_path, sagemaker_aws):
     return project
 
 
+@pytest.mark.slow
+def test_setup_checks_the_bucket_and_creates_the_model_package_group(sm_project, sagemaker_aws):
+    from mlops_kit.targets.setup import setup
+
+    sagemaker_aws.client("s3").delete_bucket(Bucket=sm_project.settings.sagemaker.bucket)
+    report = setup(sm_project, target="sagemaker")
+    assert report.ok, report.table()
+    checks = {c.name: c.detail for c in report.checks}
+    assert checks["S3 bucket"].endswith("(created)")
+    assert MODEL in checks["SageMaker"]
+    sm = sagemaker_aws.client("sagemaker")
+    assert sm.describe_model_package_group(ModelPackageGroupName=MODEL)
+    rows = {row["environment"]: row for row in report.environments}
+    assert rows["production"]["endpoint"] == MODEL + "-production"
+    again = setup(sm_project, target="sagemaker")
+    assert again.ok and {c.name: c.detail for c in again.checks}["S3 bucket"].endswith("(exists)")
+
+
 def train(project, n_estimators=10):
     from mlops_kit.targets.sagemaker.training_jobs import train_on_sagemaker
     from mlops_kit.train.training import load_dataset, training_params
