@@ -3,8 +3,9 @@
 Each target is driven through its real backend: the local target starts real MLServer
 processes on loopback; the Kubernetes target talks to the stateful API emulator through the
 real ``kubernetes`` client while a play operator reports Seldon's status; the SageMaker target
-talks to moto's server (with UpdateEndpoint added) through the real boto3 clients. A target registered
-without a harness here fails the suite: joining the registry means passing the contract.
+talks to moto's server (with UpdateEndpoint added) through the real boto3 clients. A target
+registered without a harness here fails the suite: joining the registry means passing the
+contract.
 """
 
 from __future__ import annotations
