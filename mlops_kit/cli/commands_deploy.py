@@ -182,7 +182,7 @@ def register(add: AddCommand) -> None:
     down = add(
         "down",
         "stop local servers, or delete SageMaker endpoints (every one, or one environment's)",
-        "mlops-kit down staging; mlops-kit down --target sagemaker",
+        "mlops-kit down staging --target sagemaker",
         cmd_down,
     )
     down.add_argument("environment", nargs="?", help="one environment (default: every one)")
