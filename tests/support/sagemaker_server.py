@@ -10,7 +10,9 @@ serve them:
 - ``UpdateEndpoint``: validates the endpoint (exists, InService) and the new endpoint config
   (exists) as SageMaker does, turns the endpoint ``Updating`` with a
   ``PendingDeploymentSummary`` and, :data:`UPDATE_SECONDS` later, switches it to the new
-  config, ``InService``. The ``DeploymentConfig`` of each call is kept in :data:`UPDATES`.
+  config, ``InService`` — or rolls it back to the old one when an alarm of its
+  ``AutoRollbackConfiguration`` is in :data:`ALARMS`. The ``DeploymentConfig`` of each call is
+  kept in :data:`UPDATES`. :func:`fail_endpoint` makes an endpoint ``Failed``.
 - Training jobs that run: ``CreateTrainingJob`` leaves the job ``InProgress`` while a thread
   lays out SageMaker's ``/opt/ml`` tree in a temporary directory (channels downloaded from
   the job's S3 URIs, ``hyperparameters.json``), trains, and uploads ``model.tar.gz`` to
@@ -29,8 +31,8 @@ serve them:
   ``{"predictions": [...]}``). The answer names the endpoint's current variant, as
   SageMaker's ``x-Amzn-Invoked-Production-Variant`` does.
 
-What stays emulated: no instances, no containers, no IAM, no CloudWatch alarms (so no
-automatic rollback), and an update's traffic shift is a switch after a fixed delay.
+What stays emulated: no instances, no containers, no IAM; CloudWatch alarms are a set the
+test fills, and an update's traffic shift is a switch after a fixed delay.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ UPDATE_SECONDS = 0.3
 """How long an endpoint stays ``Updating`` after UpdateEndpoint."""
 UPDATES: list[dict[str, Any]] = []
 """Every UpdateEndpoint call served: endpoint, config and DeploymentConfig."""
+ALARMS: set[str] = set()
+"""CloudWatch alarms in ALARM state: an update naming one in its AutoRollbackConfiguration
+is rolled back when it would have completed."""
 
 _installed: dict[str, str] = {}
 _hold = threading.Event()
@@ -69,7 +74,7 @@ class _Run:
 
 
 _runs: dict[str, _Run] = {}
-_pending: dict[tuple[str, str, str], tuple[str, float]] = {}
+_pending: dict[tuple[str, str, str], tuple[str, float, list[str]]] = {}
 _predictors: dict[str, Any] = {}
 
 
@@ -130,6 +135,7 @@ def reset() -> None:
     _pending.clear()
     _predictors.clear()
     UPDATES.clear()
+    ALARMS.clear()
 
 
 @contextlib.contextmanager
@@ -140,6 +146,15 @@ def hold_jobs() -> Iterator[None]:
         yield
     finally:
         _hold.clear()
+
+
+def fail_endpoint(account_id: str, endpoint_name: str, reason: str) -> None:
+    """Make an endpoint ``Failed`` with ``reason``, as SageMaker does when its instances fail."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    endpoint = sagemaker_backends[account_id]["us-east-1"].endpoints[endpoint_name]
+    endpoint.endpoint_status = "Failed"
+    endpoint.failure_reason = reason
 
 
 def wait_for_jobs(timeout: float = 120.0) -> None:
@@ -176,9 +191,11 @@ def _update_endpoint(
         raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.")
     _check_deployment_config(deployment_config)
     endpoint.endpoint_status = "Updating"
+    rollback = (deployment_config or {}).get("AutoRollbackConfiguration") or {}
     _pending[(self.account_id, self.region_name, endpoint_name)] = (
         endpoint_config_name,
         time.monotonic() + UPDATE_SECONDS,
+        [alarm["AlarmName"] for alarm in rollback.get("Alarms", [])],
     )
     UPDATES.append(
         {
@@ -209,7 +226,8 @@ def _check_deployment_config(config: dict | None) -> None:
 
 
 def _settle(backend: Any, endpoint_name: str) -> None:
-    """Finish an update whose time has come: the new config, InService."""
+    """Finish an update whose time has come: the new config, InService (or, when one of its
+    rollback alarms is in ALARM, the old config, InService)."""
     key = (backend.account_id, backend.region_name, endpoint_name)
     pending = _pending.get(key)
     if pending is None or time.monotonic() < pending[1]:
@@ -221,10 +239,12 @@ def _settle(backend: Any, endpoint_name: str) -> None:
         return
     from moto.core.utils import utcnow
 
-    endpoint.endpoint_config_name = pending[0]
-    endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
     endpoint.endpoint_status = "InService"
     endpoint.last_modified_time = utcnow()
+    if ALARMS & set(pending[2]):
+        return
+    endpoint.endpoint_config_name = pending[0]
+    endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
 
 
 def _respond_update_endpoint(self: Any) -> Any:

@@ -190,7 +190,12 @@ class Endpoints:
         current = self.observe(release.endpoint)
         if current is not None and current.status not in SETTLED:
             # An update or creation in flight: SageMaker refuses another until it settles.
-            current = self.wait(release.endpoint, deadline, None)
+            try:
+                current = self.wait(release.endpoint, deadline, None)
+            except DeploymentTimeout:
+                raise
+            except TargetError:  # it settled Failed: start again below
+                current = self.observe(release.endpoint)
         if current is not None and current.status != "InService":
             logger.info("%s is %s: deleting it to start again", release.endpoint, current.status)
             self.delete(release.endpoint, deadline)

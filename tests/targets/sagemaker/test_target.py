@@ -322,6 +322,36 @@ def test_the_seed_pipeline_train_deploy_smoke_promote_clean_up(sm_project, sagem
     assert main(["down", "--target", "sagemaker", "--config", config]) == 0
 
 
+@pytest.mark.slow
+def test_a_failed_endpoint_is_reported_then_repaired_and_an_alarm_rolls_an_update_back(
+    sm_project, sagemaker_aws
+):
+    from mlops_kit.errors import TargetError
+    from mlops_kit.gitops.deploy import spec_for
+    from mlops_kit.targets import for_environment
+    from mlops_kit.train.training import load_dataset, train_and_register, training_params
+    from tests.support.sagemaker_server import ALARMS, fail_endpoint
+
+    data = load_dataset("wine")
+    for n in (5, 6):
+        train_and_register(sm_project, data, training_params(n_estimators=n))
+    target = for_environment(sm_project.settings, "staging")
+    assert target.apply(spec_for(sm_project, "staging", 1)).version == "1"
+    account = sagemaker_aws.client("sts").get_caller_identity()["Account"]
+    fail_endpoint(account, MODEL + "-staging", "instances failed their health checks")
+    status = target.status(MODEL)
+    assert not status.ready and status.version is None
+    assert "Failed: instances failed their health checks" in status.detail
+    repaired = target.apply(spec_for(sm_project, "staging", 1))  # deleted and created again
+    assert repaired.ready and repaired.version == "1"
+    ALARMS.add("wine-5xx")  # the alarm the settings name fires during the next update
+    with pytest.raises(TargetError, match="rolled the update back"):
+        target.apply(spec_for(sm_project, "staging", 2))
+    assert target.status(MODEL).version == "1"  # the old version kept answering
+    ALARMS.clear()
+    assert target.apply(spec_for(sm_project, "staging", 2)).version == "2"
+
+
 def _approval(sm, version):
     from mlops_kit.targets.sagemaker.model_packages import find_package
 
