@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlops_kit.errors import ConfigError, GitOpsError, RequestNotFound
+from mlops_kit.errors import ConfigError, GitOpsError, RequestNotFound, ToolkitError
 from mlops_kit.gitops import manifests
 from mlops_kit.gitops.deploy import current_actor, spec_for
 from mlops_kit.gitops.repository import GitOpsRepo
@@ -361,7 +361,11 @@ class Promotions:
 
     def _mirror(self, request: PromotionRequest) -> None:
         """Mirror a decided request onto the version's SageMaker model package, when the
-        environment is served by SageMaker (its registry then shows our approvals)."""
+        environment is served by SageMaker (its registry then shows our approvals).
+
+        The decision stands whatever SageMaker answers: the outcome is the version's tag
+        ``mlops.sagemaker.approval`` (the package's new status, or why it could not be set).
+        """
         env = self.project.settings.environment(request.to_env)
         if env.target != "sagemaker" or request.status not in ("approved", "rejected"):
             return
@@ -369,15 +373,20 @@ class Promotions:
 
         kind = "approve" if request.status == "approved" else "reject"
         deciders = [d for d in request.decisions if d.kind == kind]
-        mirror_decision(
-            self.project.settings,
-            request.model_name,
-            request.candidate,
-            status=request.status,
-            approver=", ".join(d.actor for d in deciders),
-            model_uri=str(self.registry.local_path(request.candidate)),
-            comment="; ".join(d.comment for d in deciders if d.comment),
-        )
+        try:
+            arn = mirror_decision(
+                self.project.settings,
+                request.model_name,
+                request.candidate,
+                status=request.status,
+                approver=", ".join(d.actor for d in deciders),
+                model_uri=str(self.registry.local_path(request.candidate)),
+                comment="; ".join(d.comment for d in deciders if d.comment),
+            )
+            outcome = f"{request.status} ({arn})"
+        except ToolkitError as exc:
+            outcome = f"not mirrored: {exc}"
+        self.registry.tag(request.candidate, {f"{TAG_PREFIX}sagemaker.approval": outcome})
 
     def verify_decisions(self, request: PromotionRequest) -> list[tuple[Decision, bool]]:
         """Each decision of ``request`` and whether its signature verifies today."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlops_kit.errors import TargetError, ToolkitError
 from mlops_kit.targets.sagemaker import names
 from mlops_kit.targets.sagemaker.clients import client, not_found
 
@@ -105,13 +106,39 @@ def mirror_decision(
 
     Registers the package first when the version has none (uploading the model archive from
     ``model_uri`` if needed). Returns the package ARN; None for a status that is no decision
-    (``pending``, ``superseded``...).
+    (``pending``, ``superseded``...). Any failure is a TargetError.
     """
-    from mlops_kit.targets.sagemaker.artifacts import model_data_url
-
     approval = STATUS_FOR.get(status)
     if approval is None:
         return None
+    try:
+        return _mirror(
+            settings,
+            model_name,
+            version,
+            approval,
+            model_uri,
+            f"{status} by {approver}" + (f": {comment}" if comment else ""),
+        )
+    except ToolkitError:
+        raise
+    except Exception as exc:
+        raise TargetError(
+            f"could not mirror the decision on {model_name} v{version} into SageMaker's "
+            f"model registry: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _mirror(
+    settings: Settings,
+    model_name: str,
+    version: str,
+    approval: str,
+    model_uri: str,
+    description: str,
+) -> str:
+    from mlops_kit.targets.sagemaker.artifacts import model_data_url
+
     config = settings.sagemaker
     sm = client(config, "sagemaker")
     package = find_package(sm, model_name, version)
@@ -127,7 +154,6 @@ def mirror_decision(
         )
     else:
         arn = str(package["ModelPackageArn"])
-    description = f"{status} by {approver}" + (f": {comment}" if comment else "")
     sm.update_model_package(
         ModelPackageArn=arn,
         ModelApprovalStatus=approval,

@@ -258,6 +258,7 @@ def test_the_seed_pipeline_train_deploy_smoke_promote_clean_up(sm_project, sagem
     from mlops_kit.gitops.deploy import deploy, smoke
     from mlops_kit.gitops.repository import GitOpsRepo
     from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.registry.client import Registry
     from mlops_kit.targets import for_environment
     from tests.support.sagemaker_server import UPDATES
     from tests.support.signers import key
@@ -304,6 +305,8 @@ def test_the_seed_pipeline_train_deploy_smoke_promote_clean_up(sm_project, sagem
     production = for_environment(sm_project.settings, "production").status(MODEL)
     assert production.ready and production.version == second.version
     assert _approval(sm, second.version) == ("Approved", "approved by bob: ship it")
+    mirrored = Registry(sm_project).get(second.version).tags["mlops.sagemaker.approval"]
+    assert mirrored.startswith("approved (arn:aws:sagemaker:")
     # A rejected request is mirrored too.
     deploy(sm_project, "staging", first.version, actor="alice")
     smoke(sm_project, "staging", first.version)
