@@ -173,6 +173,14 @@ class SageMakerTarget(DeploymentTarget):
             "instance_type": settings.sagemaker.instance_type,
         }
 
+    def close(self) -> None:
+        """Close the boto3 clients this target opened; endpoints keep running."""
+        for name in ("endpoints", "s3"):
+            made = self.__dict__.pop(name, None)
+            sm = made.sm if isinstance(made, Endpoints) else made
+            if sm is not None and hasattr(sm, "close"):
+                sm.close()
+
     # -- SageMaker extras --------------------------------------------------------------------
 
     def endpoint_name(self, model_name: str) -> str:
