@@ -101,6 +101,7 @@ def sagemaker_harness(root: Path, models: Models) -> Iterator[Harness]:
     from tests.support.aws import moto_server
 
     with moto_server() as server:
+        server.reset()  # moto's backends are per process: start from an empty account
         before = {key: os.environ.get(key) for key in server.environment}
         os.environ.update(server.environment)
         sagemaker_server.install(server.url)
