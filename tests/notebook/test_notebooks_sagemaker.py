@@ -2,9 +2,9 @@
 
 The kernels reach the loopback moto server of the test process through the standard AWS
 variables; the server serves what moto's SageMaker lacks from tests/support/sagemaker_server.py
-(UpdateEndpoint, InvokeEndpoint answered by the deployed model). Set-up creates the bucket and
-the model package group, notebook 02 deploys staging's endpoint and smoke-tests it through
-InvokeEndpoint, notebook 03's approval rolls production's endpoint out and is mirrored into
+(training jobs that train, InvokeEndpoint answered by the deployed model). Set-up creates the
+bucket and the model package group, notebook 02 trains in a SageMaker training job, deploys
+staging's endpoint and smoke-tests it through InvokeEndpoint, notebook 03's approval rolls production's endpoint out and is mirrored into
 SageMaker's model registry.
 """
 
@@ -53,6 +53,10 @@ def test_notebooks_01_to_03_deploy_and_promote_on_sagemaker(tmp_path, monkeypatc
     assert committed["kind"] == "SageMakerEndpoint"
     assert committed["spec"]["endpointName"] == f"{MODEL}-production"
     version = Registry(project).get(1)
+    # Notebook 02 trained in a SageMaker training job: its lineage names the job and the data.
+    job = version.tags["mlops.sagemaker.training_job_arn"].rsplit("/", 1)[1]
+    assert sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Completed"
+    assert version.tags["mlops.data_s3_uri"].startswith("s3://")
     assert version.tags["mlops.smoke.staging"] == "passed"
     assert version.tags["mlops.smoke.production"] == "passed"
     assert [r.status for r in Promotions(project).all()] == ["rolled_out"]
