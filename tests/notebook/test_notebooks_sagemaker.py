@@ -4,8 +4,8 @@ The kernels reach the loopback moto server of the test process through the stand
 variables; the server serves what moto's SageMaker lacks from tests/support/sagemaker_server.py
 (training jobs that train, InvokeEndpoint answered by the deployed model). Set-up creates the
 bucket and the model package group, notebook 02 trains in a SageMaker training job, deploys
-staging's endpoint and smoke-tests it through InvokeEndpoint, notebook 03's approval rolls production's endpoint out and is mirrored into
-SageMaker's model registry.
+staging's endpoint and smoke-tests it through InvokeEndpoint, notebook 03's approval rolls
+production's endpoint out and is mirrored into SageMaker's model registry.
 """
 
 from __future__ import annotations
