@@ -92,9 +92,31 @@ def toolkit_requirement(spec: str, extras: Sequence[str] = ()) -> str:
     return f"{spec}{suffix}"
 
 
-def pipeline_command(config: str, notebooks: Sequence[str] = ()) -> list[str]:
-    """The ``mlops-kit`` argv that runs ``notebooks`` (all when empty) headless for CI."""
+TARGET_EXTRAS = {"kubernetes": "kubernetes", "sagemaker": "sagemaker"}
+"""The toolkit extra a deployment target needs installed."""
+
+_CREDENTIALS = """\
+        // Credentials for the registry, the GitOps remote or the cloud go here, e.g.
+        // AWS_ACCESS_KEY_ID = credentials('aws-access-key-id')
+        // AWS_SECRET_ACCESS_KEY = credentials('aws-secret-access-key')"""
+_JENKINS_ENVIRONMENT = {
+    "sagemaker": """\
+        // The SageMaker target: AWS credentials bound from Jenkins credentials; the region is
+        // sagemaker.region in the project file (or add AWS_DEFAULT_REGION here).
+        AWS_ACCESS_KEY_ID = credentials('aws-access-key-id')
+        AWS_SECRET_ACCESS_KEY = credentials('aws-secret-access-key')""",
+}
+
+
+def pipeline_command(
+    config: str, notebooks: Sequence[str] = (), target: str | None = None
+) -> list[str]:
+    """The ``mlops-kit`` argv that runs ``notebooks`` (all when empty) headless for CI.
+
+    ``target`` deploys every environment through that target (``-p target=<name>``).
+    """
     names = [_notebook(n) for n in notebooks]
+    chosen = ["-p", f"target={_target(target)}"] if target else []
     return [
         "mlops-kit",
         "--config",
@@ -103,6 +125,7 @@ def pipeline_command(config: str, notebooks: Sequence[str] = ()) -> list[str]:
         "--quiet",
         "--output-dir",
         OUTPUT_DIR,
+        *chosen,
         *names,
     ]
 
@@ -115,10 +138,13 @@ def render_ci(
     config: str = "mlops.yaml",
     extras: Sequence[str] | str = ("load",),
     toolkit_spec: str = "mlops-kit",
+    target: str | None = None,
 ) -> dict[str, str]:
     """The CI files for ``provider``: path relative to the repository root → content.
 
     ``notebooks`` and ``extras`` may be given as one comma- or space-separated string.
+    ``target`` runs the notebooks with ``target=<name>``, installs the target's extra and, in
+    a Jenkinsfile, binds the target's credentials (SageMaker: AWS keys from Jenkins).
     Raises ConfigError for an unknown provider and ParameterError for a value that cannot
     be written safely into a pipeline.
     """
@@ -127,11 +153,15 @@ def render_ci(
         raise ParameterError("python", f"expected a version such as 3.12, got {python!r}")
     if not config.strip():
         raise ParameterError("config", "must not be empty")
+    wanted = _split(extras)
+    if target and TARGET_EXTRAS.get(target) and TARGET_EXTRAS[target] not in wanted:
+        wanted.append(TARGET_EXTRAS[target])
     values = {
         "python": python,
         "python_command": "python" + ".".join(python.split(".")[:2]),
-        "requirement": shlex.quote(toolkit_requirement(toolkit_spec, _split(extras))),
-        "pipeline_command": shlex.join(pipeline_command(config, _split(notebooks))),
+        "requirement": shlex.quote(toolkit_requirement(toolkit_spec, wanted)),
+        "pipeline_command": shlex.join(pipeline_command(config, _split(notebooks), target)),
+        "target_environment": _JENKINS_ENVIRONMENT.get(target or "", _CREDENTIALS),
         "output_dir": OUTPUT_DIR,
         "destination": chosen.destination,
     }
@@ -149,6 +179,7 @@ def write_ci(
     config: str = "mlops.yaml",
     extras: Sequence[str] | str = ("load",),
     toolkit_spec: str = "mlops-kit",
+    target: str | None = None,
     force: bool = False,
 ) -> list[Path]:
     """Write ``provider``'s CI files into the repository at ``repo_dir``; return their paths.
@@ -167,6 +198,7 @@ def write_ci(
             config=config,
             extras=extras,
             toolkit_spec=toolkit_spec,
+            target=target,
         ).items()
     }
     if not force:
@@ -201,6 +233,14 @@ def _extra(value: str) -> str:
     if not _EXTRA.fullmatch(value):
         raise ParameterError("extras", f"{value!r} is not an extra's name")
     return value
+
+
+def _target(value: str | None) -> str:
+    from mlops_kit.targets.setup import check_target
+
+    if value is None or not _EXTRA.fullmatch(value):
+        raise ParameterError("target", f"{value!r} is not a target's name")
+    return check_target(value)
 
 
 def _notebook(value: str) -> str:

@@ -349,3 +349,14 @@ class ArtifactStoreError(ToolkitError):
     def __init__(self, uri: str, problem: str) -> None:
         super().__init__(f"could not download the model at {uri}: {problem}")
         self.uri = uri
+
+
+class TrainingJobFailed(ToolkitError):
+    """A SageMaker training job ended ``Failed`` or ``Stopped``; ``reason`` is SageMaker's."""
+
+    def __init__(self, job_name: str, status: str, reason: str = "") -> None:
+        why = f": {reason}" if reason else ""
+        super().__init__(f"training job {job_name} ended {status}{why}")
+        self.job_name = job_name
+        self.status = status
+        self.reason = reason

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -46,6 +44,9 @@ from mlops_kit.discovery import (
 from mlops_kit.discovery import require_project as require_project  # re-exported
 from mlops_kit.display import fields
 from mlops_kit.errors import ConfigError
+from mlops_kit.settings_base import Section as _Section
+from mlops_kit.settings_loadtest import LoadTestSettings
+from mlops_kit.settings_sagemaker import SageMakerSettings
 
 ENV_PREFIX = "MLOPS_KIT_"
 DEFAULT_CONFIG = PROJECT_FILE
@@ -59,14 +60,6 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 _config_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "mlops_kit_config_path", default=None
 )
-
-
-class _Section(BaseModel):
-    # The docstring under each field becomes its schema description: docs/configuration.md.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    def _repr_html_(self) -> str:
-        return fields(self.model_dump())
 
 
 class ApprovalPolicy(_Section):
@@ -211,45 +204,6 @@ class KubernetesSettings(_Section):
     """Secret with the credentials Seldon reads ``s3://`` models with (docs/artifacts.md)."""
 
 
-class LoadLimits(_Section):
-    """Hard bounds no load test may exceed, whatever it is asked."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_users: int = Field(default=100, ge=1, le=10_000)
-    """Simulated users (concurrent connections) one load test may run, at most."""
-    max_duration_s: float = Field(default=300.0, gt=0, le=3600)
-    """Seconds of load, at most."""
-    max_requests: int = Field(default=500_000, ge=1, le=10_000_000)
-    """Requests one load test may send in all, at most."""
-    request_timeout_s: float = Field(default=5.0, gt=0, le=60)
-    """Seconds a request may take before it counts as an error (connect and read alike)."""
-
-
-class Slo(_Section):
-    """Service-level objectives a load test is judged against."""
-
-    model_config = ConfigDict(frozen=True)
-
-    p99_ms: float = Field(default=250.0, gt=0)
-    """99th percentile latency of successful requests, at most, in milliseconds."""
-    max_error_rate: float = Field(default=0.01, ge=0.0, le=1.0)
-    """Share of requests that fail (non-2xx or no answer), at most."""
-    min_rps: float = Field(default=10.0, ge=0.0)
-    """Completed requests per second, at least."""
-
-
-class LoadTestSettings(_Section):
-    """Bounds every load test stays within, and the objectives it is judged against."""
-
-    limits: LoadLimits = Field(default_factory=LoadLimits)
-    """Hard bounds of every run (users, duration, requests, request timeout)."""
-    slo: Slo = Field(default_factory=Slo)
-    """Objectives a run is judged against; notebook and CLI parameters override them."""
-    allow_remote: bool = False
-    """Allow load tests against hosts other than loopback — only systems you may load."""
-
-
 class GitOpsSettings(_Section):
     """Where the GitOps repository lives."""
 
@@ -305,6 +259,8 @@ class Settings(BaseSettings):
     """Load-test bounds and service-level objectives."""
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     """The Kubernetes target's cluster and ingress."""
+    sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
+    """The SageMaker target's region, role, image, bucket and endpoints."""
 
     @field_validator("environments")
     @classmethod

@@ -72,3 +72,15 @@ def aws(_moto_session, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(key, value)
     _moto_session.reset()
     return _moto_session
+
+
+@pytest.fixture
+def sagemaker_aws(aws):
+    """The ``aws`` account, its moto server serving what moto's SageMaker lacks: UpdateEndpoint,
+    StopTrainingJob, training jobs that train, InvokeEndpoint answered by the real model
+    (see tests/support/sagemaker_server.py)."""
+    from tests.support import sagemaker_server
+
+    sagemaker_server.install(aws.url)
+    yield aws
+    sagemaker_server.reset()

@@ -477,3 +477,18 @@ def test_no_template_passes_notebook_parameters() -> None:
     for provider in ci.PROVIDERS.values():
         text = (folder / provider.template).read_text()
         assert "mlops-kit run -p" not in text and "--parameter" not in text
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_target_runs_the_notebooks_through_it_with_its_extra(tmp_path: Path, provider: str):
+    text = _write(provider, tmp_path, target="sagemaker").read_text()
+    assert "run --quiet --output-dir build/notebooks -p target=sagemaker 01 02" in text
+    assert "'mlops-kit[load,sagemaker]'" in text
+    if provider == "jenkins":
+        assert "AWS_ACCESS_KEY_ID = credentials('aws-access-key-id')" in text
+        assert "// AWS_ACCESS_KEY_ID" not in text
+        (tmp_path / "plain").mkdir()
+        plain = _write(provider, tmp_path / "plain").read_text()
+        assert "// AWS_ACCESS_KEY_ID = credentials('aws-access-key-id')" in plain
+    with pytest.raises(ci.ParameterError, match="'nowhere' is not one of"):
+        ci.render_ci(provider, target="nowhere")

@@ -102,7 +102,8 @@ def test_quiet_holds_back_mlflow_logging():
 
 
 def test_settings_show_as_tables():
-    from mlops_kit.settings import Settings, Slo, TrainingSettings
+    from mlops_kit.settings import Settings, TrainingSettings
+    from mlops_kit.settings_loadtest import Slo
 
     assert "random_forest" in shown(TrainingSettings())[0]
     assert "p99_ms" in shown(Slo())[0]
@@ -208,7 +209,7 @@ def _load_result():
 
 
 def test_load_test_results_and_verdict():
-    from mlops_kit.settings import Slo
+    from mlops_kit.settings_loadtest import Slo
     from mlops_kit.verify import loadtest
     from mlops_kit.verify.loadtest import LoadTestRun
     from mlops_kit.verify.loadtest.evidence import Recorded

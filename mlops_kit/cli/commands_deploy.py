@@ -75,6 +75,13 @@ def cmd_down(args: argparse.Namespace) -> int:
     from mlops_kit.targets.local import stop_all
 
     proj = project(args)
+    if args.target == "sagemaker":
+        from mlops_kit.targets.sagemaker.target import teardown
+
+        deleted = teardown(proj.settings, args.environment)
+        print(f"deleted {len(deleted)} SageMaker resource(s)"
+              + (f": {', '.join(deleted)}" if deleted else ""))  # fmt: skip
+        return 0
     stopped = stop_all(proj.state_dir, args.environment)
     if args.environment is None and registry_server.stop(proj):
         stopped.append("registry server")
@@ -174,11 +181,14 @@ def register(add: AddCommand) -> None:
 
     down = add(
         "down",
-        "stop local servers (every one, or one environment's)",
-        "mlops-kit down staging",
+        "stop local servers, or delete SageMaker endpoints (every one, or one environment's)",
+        "mlops-kit down staging --target sagemaker",
         cmd_down,
     )
     down.add_argument("environment", nargs="?", help="one environment (default: every one)")
+    down.add_argument("--target", choices=["local", "sagemaker"], default="local",
+                      help="local: stop the servers (default); sagemaker: delete the endpoints, "
+                      "endpoint configs and models the toolkit created")  # fmt: skip
 
     fol = add(
         "follow",

@@ -60,6 +60,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
         config=args.config or "mlops.yaml",
         extras=args.extras,
         toolkit_spec=args.toolkit_spec,
+        target=args.target,
         force=args.force,
     )
     for path in written:
@@ -193,6 +194,10 @@ def register(add: AddCommand) -> None:
         metavar="SPEC",
         help="pip requirement, path or git URL of the toolkit (default mlops-kit)",
     )
+    ci.add_argument("--target", metavar="NAME",
+                    help="deploy through this target (local, kubernetes, sagemaker): the "
+                    "notebooks get target=NAME, its extra is installed, Jenkins binds its "
+                    "credentials")  # fmt: skip
     ci.add_argument("--force", action="store_true", help="overwrite existing files")
 
     ui = add(

@@ -1,8 +1,10 @@
 """Render a DeploymentSpec as the Kubernetes document a cluster would get, and read it back.
 
 Two formats: Seldon Core v1 ``SeldonDeployment`` (``seldon-v1``) and Seldon Core v2 ``Model``
-(``seldon-v2``). Whatever the document body cannot say (run id, flavour, environment; on v2
-also traffic, the image and the full resources) travels in ``mlops-kit.io/*`` annotations,
+(``seldon-v2``); environments deployed through the SageMaker target record a
+``SageMakerEndpoint`` (``sagemaker``) instead: the endpoint, its Model and production variant.
+Whatever the document body cannot say (run id, flavour, environment; on v2 also traffic, the
+image and the full resources) travels in ``mlops-kit.io/*`` annotations,
 so :func:`spec_from_manifest` rebuilds the exact spec: the GitOps repository stores only
 these documents and every target reads its deployments back through this module.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import yaml
 from pydantic import ValidationError
@@ -20,11 +22,17 @@ from pydantic import ValidationError
 from mlops_kit.deployment import DeploymentSpec, Resources
 from mlops_kit.errors import ConfigError
 
+if TYPE_CHECKING:
+    from mlops_kit.settings import Settings
+
 ManifestFormat = Literal["seldon-v1", "seldon-v2"]
 FORMATS: tuple[str, ...] = get_args(ManifestFormat)
+DocumentFormat = Literal["seldon-v1", "seldon-v2", "sagemaker"]
+"""What an environment's directory holds: a Seldon format, or SageMaker endpoint documents."""
 
 SELDON_V1_API = "machinelearning.seldon.io/v1"
 SELDON_V2_API = "mlops.seldon.io/v1alpha1"
+SAGEMAKER_API = "mlops-kit.io/v1"
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "mlops-kit"
@@ -58,9 +66,9 @@ _V2_REQUIREMENTS = {
 
 
 def render(
-    spec: DeploymentSpec, fmt: ManifestFormat = "seldon-v1", namespace: str | None = None
+    spec: DeploymentSpec, fmt: DocumentFormat = "seldon-v1", namespace: str | None = None
 ) -> dict[str, Any]:
-    """The Kubernetes document for ``spec`` in format ``fmt`` (``seldon-v1`` or ``seldon-v2``).
+    """The document for ``spec`` in format ``fmt`` (``seldon-v1``, ``seldon-v2``, ``sagemaker``).
 
     ``namespace`` is left out when None, as GitOps tools (Argo CD) set it per Application.
     """
@@ -70,7 +78,18 @@ def render(
         return _render_v1(spec, namespace)
     if fmt == "seldon-v2":
         return _render_v2(spec, namespace)
-    raise ConfigError(f"unknown manifest format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt == "sagemaker":
+        return _render_sagemaker(spec)
+    known = ", ".join(get_args(DocumentFormat))
+    raise ConfigError(f"unknown manifest format {fmt!r}; known: {known}")
+
+
+def format_for(settings: Settings, environment: str) -> DocumentFormat:
+    """The document format of ``environment``: ``sagemaker`` for a SageMaker environment,
+    else ``gitops.manifest``."""
+    if settings.environment(environment).target == "sagemaker":
+        return "sagemaker"
+    return settings.gitops.manifest
 
 
 def render_experiment(
@@ -157,10 +176,13 @@ def spec_from_manifest(doc: Any) -> DeploymentSpec:
         read = _read_v1
     elif (api, kind) == (SELDON_V2_API, "Model"):
         read = _read_v2
+    elif (api, kind) == (SAGEMAKER_API, "SageMakerEndpoint"):
+        read = _read_sagemaker
     else:
         raise ConfigError(
             f"not a deployment manifest: apiVersion {api!r}, kind {kind!r} (expected "
-            f"{SELDON_V1_API} SeldonDeployment or {SELDON_V2_API} Model)"
+            f"{SELDON_V1_API} SeldonDeployment, {SELDON_V2_API} Model or {SAGEMAKER_API} "
+            "SageMakerEndpoint)"
         )
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
@@ -364,6 +386,49 @@ def _read_v2(name: str, annotations: dict[str, Any], body: dict[str, Any]) -> di
         resources["memory_request"] = str(body["memory"])
     if resources:
         fields["resources"] = Resources(**resources)
+    return fields
+
+
+def _render_sagemaker(spec: DeploymentSpec) -> dict[str, Any]:
+    # The endpoint's declarative config in SageMaker's own words; the names SageMaker
+    # derives (endpoint, variant) are written for readers and recomputed when applied.
+    from mlops_kit.targets.sagemaker.names import endpoint_name, variant_name
+
+    extra = {RESOURCES_ANNOTATION: json.dumps(spec.resources.model_dump(), sort_keys=True)}
+    model: dict[str, Any] = {"modelDataUrl": spec.model_uri}
+    if spec.image is not None:
+        model["image"] = spec.image
+    return {
+        "apiVersion": SAGEMAKER_API,
+        "kind": "SageMakerEndpoint",
+        "metadata": _spec_metadata(spec, None, extra),
+        "spec": {
+            "endpointName": endpoint_name(spec.model_name, spec.environment),
+            "model": model,
+            "productionVariants": [
+                {
+                    "variantName": variant_name(spec.version),
+                    "initialInstanceCount": spec.replicas,
+                    "initialVariantWeight": spec.traffic,
+                }
+            ],
+        },
+    }
+
+
+def _read_sagemaker(name: str, annotations: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    variants = body.get("productionVariants")
+    if not isinstance(variants, list) or len(variants) != 1:
+        raise ConfigError(f"SageMakerEndpoint {name!r} must have exactly one production variant")
+    model = body["model"]
+    fields: dict[str, Any] = {
+        "model_uri": model["modelDataUrl"],
+        "image": model.get("image"),
+        "replicas": variants[0].get("initialInstanceCount", 1),
+        "traffic": variants[0].get("initialVariantWeight", 100),
+    }
+    if RESOURCES_ANNOTATION in annotations:
+        fields["resources"] = Resources(**json.loads(annotations[RESOURCES_ANNOTATION]))
     return fields
 
 

@@ -38,7 +38,7 @@ from mlops_kit.gitops.commits import (
     parse_commit,
 )
 from mlops_kit.gitops.git import check_relpath, error, normalize_remote, redact
-from mlops_kit.gitops.manifests import ManifestFormat
+from mlops_kit.gitops.manifests import DocumentFormat, ManifestFormat
 from mlops_kit.process import locked
 
 if TYPE_CHECKING:
@@ -81,11 +81,14 @@ class GitOpsRepo(BranchOperations):
         remote: str | None = None,
         branch: str = "main",
         manifest_format: ManifestFormat = "seldon-v1",
+        formats: Mapping[str, DocumentFormat] | None = None,
     ) -> None:
         self.root = Path(root).expanduser().resolve()
         self.work = self.root / "work"
         self.branch = branch
         self.manifest_format: ManifestFormat = manifest_format
+        self.formats: dict[str, DocumentFormat] = dict(formats or {})
+        """Environments whose documents are not ``manifest_format`` (SageMaker ones)."""
         self.remote = normalize_remote(remote) if remote else str(self.root / "origin.git")
         self._owns_remote = remote is None
         self._lock_path = self.root / ".lock"
@@ -99,6 +102,9 @@ class GitOpsRepo(BranchOperations):
             remote=settings.gitops.remote,
             branch=settings.gitops.branch,
             manifest_format=settings.gitops.manifest,
+            formats={
+                env.name: manifests.format_for(settings, env.name) for env in settings.environments
+            },
         )
 
     def __repr__(self) -> str:
@@ -168,7 +174,8 @@ class GitOpsRepo(BranchOperations):
     ) -> str | None:
         """Commit and push ``spec``'s manifest; the new commit's sha, or None if unchanged."""
         relpath = self.path_for(spec.environment, spec.model_name)
-        text = manifests.dump(manifests.render(spec, self.manifest_format))
+        fmt = self.formats.get(spec.environment, self.manifest_format)
+        text = manifests.dump(manifests.render(spec, fmt))
         standard = {
             "Model": spec.model_name,
             "Model-Version": spec.version,

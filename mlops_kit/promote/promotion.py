@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlops_kit.errors import ConfigError, GitOpsError, RequestNotFound
+from mlops_kit.errors import ConfigError, GitOpsError, RequestNotFound, ToolkitError
 from mlops_kit.gitops import manifests
 from mlops_kit.gitops.deploy import current_actor, spec_for
 from mlops_kit.gitops.repository import GitOpsRepo
@@ -137,7 +137,7 @@ class Promotions:
         )
         spec = spec_for(self.project, dest.name, info.version)
         branch = branch_name(request.id)
-        manifest = manifests.dump(manifests.render(spec, settings.gitops.manifest))
+        manifest = manifests.dump(manifests.render(spec, manifests.format_for(settings, dest.name)))
         # The marker file makes every request a real change, even when the environment
         # already runs the candidate by the time it is approved.
         marker = yaml.safe_dump(
@@ -330,6 +330,7 @@ class Promotions:
                 request.candidate,
                 {f"{TAG_PREFIX}promotion.{request.id}": updated.status},
             )
+            self._mirror(updated)
             if updated.status == "rejected":
                 self.repo.delete_branch(branch_name(request.id))
             if updated.status == "approved" and rollout:
@@ -357,6 +358,35 @@ class Promotions:
     ) -> PromotionRequest:
         """Reject with a reason; see :meth:`decide`."""
         return self.decide(request_id, actor, "reject", reason, signing_key=signing_key)
+
+    def _mirror(self, request: PromotionRequest) -> None:
+        """Mirror a decided request onto the version's SageMaker model package, when the
+        environment is served by SageMaker (its registry then shows our approvals).
+
+        The decision stands whatever SageMaker answers: the outcome is the version's tag
+        ``mlops.sagemaker.approval`` (the package's new status, or why it could not be set).
+        """
+        env = self.project.settings.environment(request.to_env)
+        if env.target != "sagemaker" or request.status not in ("approved", "rejected"):
+            return
+        from mlops_kit.targets.sagemaker.model_packages import mirror_decision
+
+        kind = "approve" if request.status == "approved" else "reject"
+        deciders = [d for d in request.decisions if d.kind == kind]
+        try:
+            arn = mirror_decision(
+                self.project.settings,
+                request.model_name,
+                request.candidate,
+                status=request.status,
+                approver=", ".join(d.actor for d in deciders),
+                model_uri=str(self.registry.local_path(request.candidate)),
+                comment="; ".join(d.comment for d in deciders if d.comment),
+            )
+            outcome = f"{request.status} ({arn})"
+        except ToolkitError as exc:
+            outcome = f"not mirrored: {exc}"
+        self.registry.tag(request.candidate, {f"{TAG_PREFIX}sagemaker.approval": outcome})
 
     def verify_decisions(self, request: PromotionRequest) -> list[tuple[Decision, bool]]:
         """Each decision of ``request`` and whether its signature verifies today."""

@@ -18,7 +18,8 @@ from mlops_kit.targets.base import Check, SetupReport
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
-    from mlops_kit.settings import EnvironmentSettings
+    from mlops_kit.settings import EnvironmentSettings, TrainingSettings
+    from mlops_kit.train.training import Dataset, TrainingResult
 
 TARGETS = ("local", "kubernetes", "sagemaker")
 
@@ -78,6 +79,22 @@ def setup(project: Project, target: str | None = None, **options: Any) -> SetupR
         cls.setup(project, mine, report, **given)
     report.environments = [_environment_row(project, env, chosen[env.name]) for env in envs]
     return report
+
+
+def train(project: Project, data: Dataset, params: TrainingSettings) -> TrainingResult:
+    """Train and register a version where the project's first environment is served.
+
+    A SageMaker environment trains in a SageMaker training job and registers the job's model
+    (:func:`~mlops_kit.targets.sagemaker.training_jobs.train_on_sagemaker`); the other targets
+    train in this process (:func:`~mlops_kit.train.training.train_and_register`).
+    """
+    if project.settings.environments[0].target == "sagemaker":
+        from mlops_kit.targets.sagemaker.training_jobs import train_on_sagemaker
+
+        return train_on_sagemaker(project, data, params)
+    from mlops_kit.train.training import train_and_register
+
+    return train_and_register(project, data, params)
 
 
 def _environment_row(project: Project, env: EnvironmentSettings, target: str) -> dict[str, Any]:

@@ -2,17 +2,21 @@
 
 ``smoke_test`` sends the model's saved input example as one batch and row by row, and checks
 each answer (HTTP 200, one prediction per row, the same predictions as the model computes
-locally, the expected version). ``examples_from_model`` provides the examples and the local
-predictions from the MLflow model itself.
+locally, the expected version). A SageMaker runtime URL (``…/endpoints/<name>/invocations``)
+is called through boto3's signed ``InvokeEndpoint`` instead of plain HTTP.
+``examples_from_model`` provides the examples and the local predictions from the MLflow model
+itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ import pandas as pd
 from mlops_kit import display
 from mlops_kit.errors import ParameterError, SmokeTestFailed, ToolkitError
 from mlops_kit.targets.base import DeploymentStatus
+from mlops_kit.targets.sagemaker.names import version_of_variant
 from mlops_kit.verify.v2 import Protocol, protocol_for
 
 __all__ = ["SmokeResult", "examples_from_model", "smoke_test"]
@@ -127,7 +132,7 @@ def smoke_test(
         )
     if len(examples) == 0:
         raise ParameterError("examples", "a smoke test needs at least one example")
-    protocol = protocol_for(endpoint)
+    protocol = SAGEMAKER if sagemaker_endpoint(endpoint) else protocol_for(endpoint)
     url = protocol.url(endpoint, model_name)
     requests = [(f"batch of {len(examples)} rows", examples, want)]
     requests += [
@@ -139,11 +144,12 @@ def smoke_test(
     versions: list[str | None] = []
     sent = 0
     with httpx.Client(timeout=timeout, trust_env=False) as client:
+        post = _invoker(url, timeout) if protocol is SAGEMAKER else _poster(client)
         for label, frame, wanted in requests:
             sent += 1
             began = time.perf_counter()
             try:
-                response = client.post(url, json=protocol.encode(frame))
+                response = post(url, protocol.encode(frame))
             except httpx.ConnectError as exc:
                 failures.append(f"{label}: cannot connect to {url} ({exc})")
                 break
@@ -208,6 +214,95 @@ def _check_answer(
     return None
 
 
+# -- SageMaker endpoints: InvokeEndpoint through boto3, signed -----------------------------------
+
+_SAGEMAKER_PATH = re.compile(r"/endpoints/(?P<name>[A-Za-z0-9-]{1,63})/invocations/?$")
+_RUNTIME_HOST = re.compile(r"^runtime\.sagemaker\.(?P<region>[a-z0-9-]+)\.amazonaws\.com")
+_VARIANT = "invoked_production_variant"
+
+
+def sagemaker_endpoint(url: str) -> str | None:
+    """The endpoint name of a SageMaker runtime URL (``…/endpoints/<name>/invocations``)."""
+    found = _SAGEMAKER_PATH.search(urlparse(url).path)
+    return found.group("name") if found else None
+
+
+def _predictions(body: dict[str, Any]) -> np.ndarray:
+    predictions = body["predictions"]
+    if isinstance(predictions, dict):  # a model answering several named outputs
+        raise ValueError(f"several outputs ({', '.join(predictions)}) where one was expected")
+    return np.asarray(predictions)
+
+
+SAGEMAKER = Protocol(
+    name="sagemaker",
+    url=lambda url, _name: url,
+    encode=lambda frame: {
+        "dataframe_split": json.loads(frame.to_json(orient="split", index=False))
+    },
+    decode=_predictions,
+    version=lambda body: version_of_variant(body.get(_VARIANT)),
+    model_name=lambda _body: None,
+    error=lambda response: str(response.json().get("error", response.text))[:500],
+)
+"""A SageMaker endpoint serving the BYO container: MLflow's ``dataframe_split`` JSON in,
+``{"predictions": [...]}`` out, the version read from the invoked variant (``v<version>``)."""
+
+
+def _invoker(url: str, timeout: float) -> Callable[..., httpx.Response]:
+    """``post(url, body)`` through ``sagemaker-runtime`` InvokeEndpoint, as an HTTP answer.
+
+    Requests must be signed, so they go through boto3 to the URL's host; the answer's body
+    gains the variant SageMaker names (``invoked_production_variant``). An AWS error is an
+    answer with its status and message; an unreachable host raises httpx.ConnectError.
+    """
+    from mlops_kit.errors import MissingDependencyError
+
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise MissingDependencyError("boto3", "sagemaker") from None
+    parsed = urlparse(url)
+    base = f"{parsed.scheme}://{parsed.netloc}"
+    region = _RUNTIME_HOST.match(parsed.netloc)
+    session = boto3.session.Session()
+    runtime = session.client(
+        "sagemaker-runtime",
+        endpoint_url=base,
+        region_name=region.group("region") if region else session.region_name or "us-east-1",
+        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}),
+    )
+    name = sagemaker_endpoint(url)
+
+    def post(_url: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            answer = runtime.invoke_endpoint(
+                EndpointName=name,
+                ContentType="application/json",
+                Accept="application/json",
+                Body=json.dumps(body),
+            )
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 500
+            message = exc.response.get("Error", {}).get("Message") or str(exc)
+            return httpx.Response(status, json={"error": message})
+        except BotoCoreError as exc:
+            raise httpx.ConnectError(str(exc)) from exc
+        answered = json.loads(answer["Body"].read() or b"null")
+        if not isinstance(answered, dict):
+            answered = {"predictions": answered}
+        variant = answer.get("InvokedProductionVariant")
+        return httpx.Response(200, json={**answered, _VARIANT: variant})
+
+    return post
+
+
+def _poster(client: httpx.Client) -> Callable[[str, dict[str, Any]], httpx.Response]:
+    return lambda url, body: client.post(url, json=body)
+
+
 def _flat(values: np.ndarray) -> np.ndarray:
     if values.ndim == 2 and values.shape[1] == 1:
         return values[:, 0]
@@ -231,7 +326,8 @@ def _same(got: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _trusted_models() -> Iterator[None]:
+def trusted_models() -> Iterator[None]:
+    """Let MLflow load the project's own scikit-learn models within the block."""
     # MLflow 3 refuses to deserialize scikit-learn models unless told the source is trusted;
     # these are the project's own registered models, the ones its servers load too.
     name = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
@@ -258,7 +354,7 @@ def examples_from_model(model_uri: str) -> tuple[pd.DataFrame, np.ndarray]:
 
     parsed = urlparse(model_uri)
     try:
-        with _trusted_models():
+        with trusted_models():
             if parsed.scheme == "file":
                 path = unquote(parsed.path)
             elif not parsed.scheme or len(parsed.scheme) == 1:

@@ -2,8 +2,10 @@
 
 Each target is driven through its real backend: the local target starts real MLServer
 processes on loopback; the Kubernetes target talks to the stateful API emulator through the
-real ``kubernetes`` client while a play operator reports Seldon's status. A target registered
-without a harness here fails the suite: joining the registry means passing the contract.
+real ``kubernetes`` client while a play operator reports Seldon's status; the SageMaker target
+talks to moto's server (with UpdateEndpoint added) through the real boto3 clients. A target
+registered without a harness here fails the suite: joining the registry means passing the
+contract.
 """
 
 from __future__ import annotations
@@ -90,7 +92,50 @@ def kubernetes_harness(root: Path, models: Models) -> Iterator[Harness]:
         yield Harness(lambda env: targets.for_environment(settings, env), spec)
 
 
-HARNESSES = {"local": local_harness, "kubernetes": kubernetes_harness}
+@contextlib.contextmanager
+def sagemaker_harness(root: Path, models: Models) -> Iterator[Harness]:
+    import os
+
+    from mlops_kit.settings_sagemaker import SageMakerSettings
+    from tests.support import sagemaker_server
+    from tests.support.aws import moto_server
+
+    with moto_server() as server:
+        server.reset()  # moto's backends are per process: start from an empty account
+        before = {key: os.environ.get(key) for key in server.environment}
+        os.environ.update(server.environment)
+        sagemaker_server.install(server.url)
+        config = SageMakerSettings(poll_interval=0.02)
+        server.client("s3").create_bucket(Bucket=config.bucket)
+        settings = load_settings(
+            state_dir=root / ".mlops", environments=environments("sagemaker"), sagemaker=config
+        )
+        uris = {"1": models.v1, "2": models.v2}
+
+        def spec(version: str) -> DeploymentSpec:
+            return DeploymentSpec(
+                environment="staging",
+                model_name=MODEL,
+                version=version,
+                model_uri=str(uris[version]),
+            )
+
+        try:
+            yield Harness(lambda env: targets.for_environment(settings, env), spec)
+        finally:
+            sagemaker_server.reset()
+            for key, value in before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+HARNESSES = {
+    "local": local_harness,
+    "kubernetes": kubernetes_harness,
+    "sagemaker": sagemaker_harness,
+}
 
 
 def test_every_registered_target_has_a_harness():

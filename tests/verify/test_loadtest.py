@@ -21,7 +21,8 @@ from mlops_kit.errors import (
     SloFailed,
 )
 from mlops_kit.notebook import runner
-from mlops_kit.settings import LoadLimits, Slo, load_settings
+from mlops_kit.settings import load_settings
+from mlops_kit.settings_loadtest import LoadLimits, Slo
 from mlops_kit.verify import loadtest
 from mlops_kit.verify.loadtest import LoadSpec, LoadTestResult, child
 from tests.support import NOTEBOOKS, write_project

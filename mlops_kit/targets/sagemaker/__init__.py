@@ -1,7 +1,13 @@
-"""Amazon SageMaker: the bring-your-own container that trains and serves the project's model.
+"""The SageMaker target: training jobs, endpoints and the model registry of Amazon SageMaker.
 
-:mod:`~.container` writes the image's build context and packs models as ``model.tar.gz``;
-:mod:`~.byo` holds the programs the image runs.
+The seed pipeline's stages, through boto3 (extra ``sagemaker``): :mod:`.training_jobs` trains
+with the bring-your-own image and registers the result in MLflow, :mod:`.target` serves each
+model of an environment from the endpoint ``<model>-<environment>`` (:mod:`.endpoints`: a Model
+and an EndpointConfig per version, updated blue/green), :mod:`.model_packages` mirrors our
+promotion decisions into SageMaker's model registry, :mod:`.artifacts` uploads
+``model.tar.gz``. :mod:`.container` writes the image's build context and packs models;
+:mod:`.byo` holds the programs the image runs (``train``, ``serve``). Settings: the
+``sagemaker:`` section (:class:`~mlops_kit.settings_sagemaker.SageMakerSettings`).
 """
 
 from mlops_kit.targets.sagemaker.byo.data import write_channels
@@ -12,8 +18,10 @@ from mlops_kit.targets.sagemaker.container import (
     unpack_model,
     write_build_context,
 )
+from mlops_kit.targets.sagemaker.target import SageMakerTarget
 
 __all__ = [
+    "SageMakerTarget",
     "encode_hyperparameters",
     "metric_definitions",
     "pack_model",

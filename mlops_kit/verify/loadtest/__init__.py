@@ -3,8 +3,8 @@
 The generator is locust, run in a child process (:mod:`.child` starts it, :mod:`.generator` is
 what runs inside): importing locust monkeypatches the whole process through gevent, which hangs a
 Jupyter kernel. Every run is bounded by the project's ``load_test.limits``
-(:class:`~mlops_kit.settings.LoadLimits`) and judged against ``load_test.slo``
-(:class:`~mlops_kit.settings.Slo`); only loopback hosts are loaded unless ``allow_remote=True``.
+(:class:`~mlops_kit.settings_loadtest.LoadLimits`) and judged against ``load_test.slo``
+(:class:`~mlops_kit.settings_loadtest.Slo`); only loopback hosts are loaded unless ``allow_remote=True``.
 
 Latency percentiles are exact (every sample is kept) and taken over successful (2xx) answers;
 errors are counted by HTTP status, or by exception name when no answer came. The errors raised
@@ -12,7 +12,7 @@ errors are counted by HTTP status, or by exception name when no answer came. The
 :mod:`mlops_kit.errors`.
 """
 
-from mlops_kit.settings import LoadLimits, Slo
+from mlops_kit.settings_loadtest import LoadLimits, Slo
 from mlops_kit.verify.loadtest.evidence import record
 from mlops_kit.verify.loadtest.results import LoadTestResult, LoadTestRun
 from mlops_kit.verify.loadtest.run import load_test, request_body, run_load

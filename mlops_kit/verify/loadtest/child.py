@@ -24,7 +24,7 @@ import numpy as np
 
 from mlops_kit.errors import LoadGeneratorFailed, LoadTestError, StopFailed, WaitTimeout
 from mlops_kit.process import spawn, stop_group, wait_until
-from mlops_kit.settings import LoadLimits
+from mlops_kit.settings_loadtest import LoadLimits
 from mlops_kit.verify.loadtest.results import LoadTestResult
 from mlops_kit.verify.loadtest.spec import LoadSpec
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from mlops_kit.settings import LoadLimits
+from mlops_kit.settings_loadtest import LoadLimits
 from mlops_kit.verify.loadtest.spec import LoadSpec
 
 _PROGRESS_EVERY = 0.25

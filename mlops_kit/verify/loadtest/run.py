@@ -1,7 +1,7 @@
 """Running a load test: against one URL (:func:`run_load`) or an environment (:func:`load_test`).
 
 Every run is bounded three ways — duration, users and a total request cap — checked against the
-configured :class:`~mlops_kit.settings.LoadLimits`; the generator stops itself at the first bound
+configured :class:`~mlops_kit.settings_loadtest.LoadLimits`; the generator stops itself at the first bound
 reached, and is killed if it overstays. Only loopback hosts are loaded unless ``allow_remote``.
 """
 
@@ -18,7 +18,7 @@ from mlops_kit.errors import (
     MissingDependencyError,
     ToolkitError,
 )
-from mlops_kit.settings import LoadLimits
+from mlops_kit.settings_loadtest import LoadLimits
 from mlops_kit.verify.loadtest import child
 from mlops_kit.verify.loadtest.results import LoadTestResult, LoadTestRun
 from mlops_kit.verify.loadtest.spec import LoadSpec, check_host

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 from pydantic import ValidationError
 
 from mlops_kit.errors import ParameterError, RemoteLoadRefused
-from mlops_kit.settings import LoadLimits, Slo
+from mlops_kit.settings_loadtest import LoadLimits, Slo
 
 if TYPE_CHECKING:
     from mlops_kit.settings import Settings

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_kit import display
 from mlops_kit.errors import ParameterError, SloFailed
-from mlops_kit.settings import Slo
+from mlops_kit.settings_loadtest import Slo
 from mlops_kit.verify.loadtest.results import LoadTestResult, LoadTestRun
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class SloVerdict(display.Rich):
 
 
 def evaluate(result: LoadTestResult | LoadTestRun, slo: Slo | None = None) -> SloVerdict:
-    """Judge a load test against ``slo`` (default: :class:`~mlops_kit.settings.Slo`'s defaults)."""
+    """Judge a load test against ``slo`` (default: :class:`~mlops_kit.settings_loadtest.Slo`'s defaults)."""
     slo = slo or Slo()
     environment = result.environment if isinstance(result, LoadTestRun) else None
     r = result.result if isinstance(result, LoadTestRun) else result
