@@ -349,3 +349,19 @@ class ArtifactStoreError(ToolkitError):
     def __init__(self, uri: str, problem: str) -> None:
         super().__init__(f"could not download the model at {uri}: {problem}")
         self.uri = uri
+
+
+# --- registry database
+
+
+class RegistryUnreachable(RegistryError):
+    """The registry's database server did not answer or refused the connection.
+
+    ``uri`` is the registry URI with its password redacted; ``reason`` is the driver's one
+    line (connection refused, authentication failed, no such database).
+    """
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"cannot reach the registry database {uri}: {reason}")
+        self.uri = uri
+        self.reason = reason
