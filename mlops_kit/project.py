@@ -103,7 +103,7 @@ class Project(display.Rich):
     def _client(self) -> MlflowClient:
         from mlflow import MlflowClient
 
-        prepare(self.tracking_uri)  # a PostgreSQL registry: driver, connection, schema once
+        prepare(self.settings.registry_uri)  # PostgreSQL: driver, connection, schema once
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self) -> str:

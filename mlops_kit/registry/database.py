@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlparse
 
-from mlops_kit.errors import MissingDependencyError, RegistryUnreachable
+from mlops_kit.errors import MissingDependencyError, RegistryError, RegistryUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +61,14 @@ def redact(uri: str) -> str:
     return parsed._replace(netloc=f"{parsed.username}:***@{host}").geturl()
 
 
-def prepare(uri: str) -> None:
+def prepare(uri: str | None) -> None:
     """Make a PostgreSQL ``uri`` ready for MLflow clients: driver, connection, schema (once).
 
-    Nothing happens for other URIs, nor for one this process prepared already. Safe to call
-    from any number of processes at once: one migrates, the others wait and find it done.
+    Nothing happens for other URIs (or None), nor for one this process prepared already. Safe
+    to call from any number of processes at once: one migrates, the others wait and find it
+    done. Errors quote ``uri`` as given, password redacted.
     """
-    if not is_postgres(uri) or uri in _prepared:
+    if uri is None or not is_postgres(uri) or uri in _prepared:
         return
     import sqlalchemy
     from sqlalchemy.pool import NullPool
@@ -90,6 +91,10 @@ def prepare(uri: str) -> None:
                 )
     except sqlalchemy.exc.OperationalError as exc:
         raise RegistryUnreachable(redact(uri), _reason(exc, uri)) from None
+    except sqlalchemy.exc.DBAPIError as exc:  # e.g. no right to create tables in the schema
+        raise RegistryError(
+            f"could not create MLflow's tables in {redact(uri)}: {_reason(exc, uri)}"
+        ) from None
     finally:
         engine.dispose()
     _prepared.add(uri)

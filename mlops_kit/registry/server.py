@@ -254,7 +254,7 @@ def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
     log_path = folder / LOG_FILE
     store = backend_uri(project)
     # Before the server starts: its first use of a new database would race with clients'.
-    database.prepare(store)
+    database.prepare(project.settings.registry_uri)
     env = server_env(project)
     env["MLFLOW_BACKEND_STORE_URI"] = store  # mlflow server's --backend-store-uri, not in argv
     cmd = [

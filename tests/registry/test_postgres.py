@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from mlops_kit.errors import MissingDependencyError, RegistryUnreachable
+from mlops_kit.errors import MissingDependencyError, RegistryError, RegistryUnreachable
 from mlops_kit.process import free_ports
 from mlops_kit.project import Project
 from mlops_kit.registry import database
@@ -105,6 +105,24 @@ def test_a_wrong_password_is_refused_in_one_line(tmp_path, postgres, postgres_ur
     message = str(info.value)
     assert "password authentication failed" in message and "not-the-password" not in message
     assert "\n" not in message
+
+
+@pytest.mark.slow
+def test_a_user_who_may_not_create_tables_gets_one_line(tmp_path, postgres, postgres_url):
+    """PostgreSQL 15 lets only the database owner create tables in ``public`` by default."""
+    import contextlib
+    import secrets
+
+    role = f"reader_{secrets.token_hex(4)}"  # roles belong to the cluster, not the database
+    with contextlib.closing(postgres.connect()) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'r3ader'")
+    url = postgres_url.replace(f"mlops:{postgres.password}@", f"{role}:r3ader@")
+    project = pg_project(tmp_path, url)
+    with mlflow_globals_restored(), pytest.raises(RegistryError) as info:
+        project.client  # noqa: B018
+    message = str(info.value)
+    assert "permission denied" in message and f"{role}:***@" in message
+    assert "r3ader" not in message and "\n" not in message
 
 
 @pytest.mark.slow
