@@ -97,6 +97,24 @@ def test_train_register_and_move_aliases_on_postgres(tmp_path, postgres_url):
 
 
 @pytest.mark.slow
+def test_registry_in_postgres_and_artifacts_in_s3(tmp_path, postgres_url, aws, monkeypatch):
+    """The scale-out pair: versions in PostgreSQL, model files in a bucket (moto on loopback)."""
+    monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)  # the standard AWS variables only
+    aws.client("s3").create_bucket(Bucket="ml-models")
+    config = write_project(
+        tmp_path, registry_uri=postgres_url, artifact_store="s3://ml-models/team"
+    )
+    project = Project.load(config, state_dir=tmp_path / "state")
+    with mlflow_globals_restored():
+        result = train_and_register(project, load_dataset("iris"), training_params(n_estimators=3))
+        uri = project.client.get_model_version_download_uri(project.model_name, result.version)
+    assert uri.startswith("s3://ml-models/team/"), uri
+    listed = aws.client("s3").list_objects_v2(Bucket="ml-models", Prefix="team/")["Contents"]
+    assert any(item["Key"].endswith("/MLmodel") for item in listed)
+    assert not (project.state_dir / "artifacts").exists()
+
+
+@pytest.mark.slow
 def test_a_wrong_password_is_refused_in_one_line(tmp_path, postgres, postgres_url):
     wrong = postgres_url.replace(f":{postgres.password}@", ":not-the-password@")
     project = pg_project(tmp_path, wrong)

@@ -85,7 +85,10 @@ def postgres_server() -> Iterator[PostgresServer]:
     if bin_dir is None:
         raise RuntimeError(MISSING)
     as_root = os.geteuid() == 0
-    owner = pwd.getpwnam(OS_USER) if as_root else None
+    try:
+        owner = pwd.getpwnam(OS_USER) if as_root else None
+    except KeyError:
+        raise RuntimeError(f"no user {OS_USER!r} to run PostgreSQL as; {MISSING}") from None
     prefix = ["runuser", "-u", OS_USER, "--"] if as_root else []
     # Not under pytest's base directory: it is 0700 and root's, which the postgres user
     # could not enter.
