@@ -359,4 +359,19 @@ class TrainingJobFailed(ToolkitError):
         super().__init__(f"training job {job_name} ended {status}{why}")
         self.job_name = job_name
         self.status = status
+
+
+# --- registry database
+
+
+class RegistryUnreachable(RegistryError):
+    """The registry's database server did not answer or refused the connection.
+
+    ``uri`` is the registry URI with its password redacted; ``reason`` is the driver's one
+    line (connection refused, authentication failed, no such database).
+    """
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"cannot reach the registry database {uri}: {reason}")
+        self.uri = uri
         self.reason = reason

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from mlops_kit import artifacts, display
+from mlops_kit.errors import RegistryError
+from mlops_kit.registry.database import prepare, redact, sqlalchemy_uri
 from mlops_kit.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -40,7 +43,7 @@ class Project(display.Rich):
     def tracking_uri(self) -> str:
         """MLflow tracking and registry URI (SQLite in the state directory unless configured)."""
         if self.settings.registry_uri:
-            return self.settings.registry_uri
+            return sqlalchemy_uri(self.settings.registry_uri)
         return f"sqlite:///{self.state_dir / 'mlflow.db'}"
 
     @property
@@ -65,7 +68,7 @@ class Project(display.Rich):
             "project": settings.project,
             "model": settings.model_name,
             "state directory": self.state_dir,
-            "registry": self.tracking_uri,
+            "registry": redact(self.tracking_uri),
             "reports": settings.reports_dir,
             "environments": ", ".join(
                 f"{e.name} ({e.kind}, {e.target})" for e in settings.environments
@@ -100,31 +103,40 @@ class Project(display.Rich):
     def _client(self) -> MlflowClient:
         from mlflow import MlflowClient
 
+        prepare(self.settings.registry_uri)  # PostgreSQL: driver, connection, schema once
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self) -> str:
         """The project's MLflow experiment, created on first use with artifacts in the store.
 
         A configured ``artifact_store`` is the new experiment's artifact location whatever the
-        registry; without one the embedded registry uses the state directory and a remote
-        registry its own default. An existing experiment keeps the location it was created with.
+        registry; without one a database registry (SQLite, PostgreSQL) uses the state directory
+        and a registry server its own default. An existing experiment keeps the location it was
+        created with. Two processes creating it at once find the same one.
         """
         import mlflow
+        from mlflow.exceptions import MlflowException
 
         client = self.client
         existing = client.get_experiment_by_name(self.settings.project)
-        if existing is not None:
-            if self.settings.artifact_store and not existing.artifact_location.startswith(
-                self.artifact_uri
-            ):
-                logger.warning(
-                    "experiment %s keeps its artifacts in %s, not in artifact_store %s",
-                    self.settings.project, existing.artifact_location, self.artifact_uri,
-                )  # fmt: skip
-            mlflow.set_experiment(experiment_id=existing.experiment_id)
-            return str(existing.experiment_id)
-        configured = self.settings.artifact_store or not self.settings.registry_uri
-        location = self.artifact_uri if configured else None
-        experiment_id = client.create_experiment(self.settings.project, artifact_location=location)
-        mlflow.set_experiment(experiment_id=experiment_id)
-        return str(experiment_id)
+        if existing is None:
+            served = urlparse(self.tracking_uri).scheme in ("http", "https")
+            configured = self.settings.artifact_store or not served
+            location = self.artifact_uri if configured else None
+            try:
+                client.create_experiment(self.settings.project, artifact_location=location)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise  # else another process created it a moment ago
+            existing = client.get_experiment_by_name(self.settings.project)
+            if existing is None:
+                raise RegistryError(f"could not create the experiment {self.settings.project!r}")
+        elif self.settings.artifact_store and not existing.artifact_location.startswith(
+            self.artifact_uri
+        ):
+            logger.warning(
+                "experiment %s keeps its artifacts in %s, not in artifact_store %s",
+                self.settings.project, existing.artifact_location, self.artifact_uri,
+            )  # fmt: skip
+        mlflow.set_experiment(experiment_id=existing.experiment_id)
+        return str(existing.experiment_id)

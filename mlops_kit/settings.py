@@ -236,7 +236,7 @@ class Settings(BaseSettings):
     reports_dir: Path = Path("build/notebooks")
     """Where executed notebooks and their HTML land; promotion requests cite the HTML reports."""
     registry_uri: str | None = None
-    """MLflow tracking and registry URI; None means SQLite inside the state directory."""
+    """MLflow registry URI, e.g. ``postgresql://user@host/db`` (docs/postgres.md); None: SQLite."""
     artifact_store: ArtifactStore = None
     """Where model artifacts live: a directory, ``file://`` or ``s3://bucket/prefix`` (AWS
     configuration and ``AWS_ENDPOINT_URL`` honoured); None: ``artifacts/`` in the state dir."""

@@ -84,3 +84,29 @@ def sagemaker_aws(aws):
     sagemaker_server.install(aws.url)
     yield aws
     sagemaker_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _postgres_session():
+    """One real PostgreSQL on loopback for the whole session (tests get their own databases).
+
+    Missing binaries fail the tests that need it, loudly: CI (``.ci/run``) installs them.
+    """
+    from tests.support.postgres import MISSING, find_bin_dir, postgres_server
+
+    if find_bin_dir() is None:
+        pytest.fail(MISSING, pytrace=False)
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres(_postgres_session):
+    """The session's PostgreSQL server (:class:`tests.support.postgres.PostgresServer`)."""
+    return _postgres_session
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """The URL of a fresh, empty PostgreSQL database (with a password, as deployments have)."""
+    return postgres.create_database()

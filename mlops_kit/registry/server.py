@@ -2,7 +2,9 @@
 
 The server is what makes registry webhooks possible: MLflow delivers them only from the
 ``mlflow server`` process, never from a client writing to SQLite. It serves the project's own
-``sqlite:///<state_dir>/mlflow.db``; artifacts are not proxied (``--no-serve-artifacts``): they
+``sqlite:///<state_dir>/mlflow.db``, or the project's PostgreSQL registry when ``registry_uri``
+names one (its URI reaches the server through the environment, so ``ps`` never shows the
+password); artifacts are not proxied (``--no-serve-artifacts``): they
 stay plain files under ``<state_dir>/artifacts`` or go to the project's ``artifact_store``
 (``s3://…``), which clients read and write directly, so ``get_model_version_download_uri``
 answers with a local path or an ``s3://`` URI a cluster can read, never ``mlflow-artifacts:/``.
@@ -54,6 +56,7 @@ from mlops_kit.process import (
     wait_ready,
     write_record,
 )
+from mlops_kit.registry import database
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
@@ -97,7 +100,7 @@ class ServerInfo:
     port: int
     """TCP port on :data:`HOST`."""
     backend_uri: str
-    """The SQLite database it serves."""
+    """The database it serves (SQLite or PostgreSQL, password redacted)."""
     artifact_root: str
     """Default artifact root of new experiments (``file://`` or the ``s3://`` store)."""
     log: str
@@ -120,7 +123,9 @@ def server_dir(project: Project) -> Path:
 
 
 def backend_uri(project: Project) -> str:
-    """The embedded registry database the server serves."""
+    """The database the server serves: the project's PostgreSQL registry, else its SQLite."""
+    if database.is_postgres(project.settings.registry_uri):
+        return project.tracking_uri
     return f"sqlite:///{project.state_dir / 'mlflow.db'}"
 
 
@@ -203,14 +208,15 @@ def server_env(project: Project) -> dict[str, str]:
 
 def _check_embedded(project: Project) -> None:
     uri = project.settings.registry_uri
-    if uri is None or uri == backend_uri(project):
+    if uri is None or database.is_postgres(uri) or uri == backend_uri(project):
         return
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https") and parsed.hostname in ("127.0.0.1", "localhost", "::1"):
         return  # a project already pointed at this server (see served())
     raise ConfigError(
         f"the project's registry is {parsed.scheme}://{parsed.hostname or ''}...; the registry "
-        "server serves only the embedded SQLite registry of the state directory"
+        "server serves only the embedded SQLite registry of the state directory or a "
+        "PostgreSQL registry"
     )
 
 
@@ -246,13 +252,16 @@ class _PortTaken(RegistryError):
 def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
     folder = server_dir(project)
     log_path = folder / LOG_FILE
+    store = backend_uri(project)
+    # Before the server starts: its first use of a new database would race with clients'.
+    database.prepare(project.settings.registry_uri)
+    env = server_env(project)
+    env["MLFLOW_BACKEND_STORE_URI"] = store  # mlflow server's --backend-store-uri, not in argv
     cmd = [
         sys.executable,
         "-m",
         "mlflow",
         "server",
-        "--backend-store-uri",
-        backend_uri(project),
         "--default-artifact-root",
         project.artifact_uri,
         "--no-serve-artifacts",
@@ -274,12 +283,12 @@ def _launch(project: Project, port: int, timeout: float) -> ServerInfo:
         log=log_path,
         what=f"the registry server on port {port}",
         cwd=project.state_dir,
-        env=server_env(project),
+        env=env,
     )
     info = ServerInfo(
         pid=proc.pid,
         port=port,
-        backend_uri=backend_uri(project),
+        backend_uri=database.redact(store),
         artifact_root=project.artifact_uri,
         log=str(log_path),
         started_at=time.time(),

@@ -14,6 +14,8 @@ import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from mlops_kit.registry.database import redact
+
 if TYPE_CHECKING:
     from mlops_kit.project import Project
 
@@ -58,14 +60,6 @@ def prune_stale_webhooks(project: Project, timeout: float = 0.5) -> list[str]:
 def is_http(uri: str) -> bool:
     """Whether ``uri`` is an http(s) URL: a registry server, not a database or a directory."""
     return urlparse(uri).scheme in ("http", "https")
-
-
-def redact(uri: str) -> str:
-    """``uri`` with its password, if any, replaced by ``***``."""
-    parsed = urlparse(uri)
-    if parsed.password:
-        return parsed._replace(netloc=f"{parsed.username}:***@{parsed.hostname}").geturl()
-    return uri
 
 
 def url_host(host: str) -> str:
