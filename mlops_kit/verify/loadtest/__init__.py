@@ -4,7 +4,8 @@ The generator is locust, run in a child process (:mod:`.child` starts it, :mod:`
 what runs inside): importing locust monkeypatches the whole process through gevent, which hangs a
 Jupyter kernel. Every run is bounded by the project's ``load_test.limits``
 (:class:`~mlops_kit.settings_loadtest.LoadLimits`) and judged against ``load_test.slo``
-(:class:`~mlops_kit.settings_loadtest.Slo`); only loopback hosts are loaded unless ``allow_remote=True``.
+(:class:`~mlops_kit.settings_loadtest.Slo`); only loopback hosts are loaded unless
+``allow_remote=True``.
 
 Latency percentiles are exact (every sample is kept) and taken over successful (2xx) answers;
 errors are counted by HTTP status, or by exception name when no answer came. The errors raised

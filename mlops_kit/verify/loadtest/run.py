@@ -1,8 +1,8 @@
 """Running a load test: against one URL (:func:`run_load`) or an environment (:func:`load_test`).
 
 Every run is bounded three ways — duration, users and a total request cap — checked against the
-configured :class:`~mlops_kit.settings_loadtest.LoadLimits`; the generator stops itself at the first bound
-reached, and is killed if it overstays. Only loopback hosts are loaded unless ``allow_remote``.
+configured :class:`~mlops_kit.settings_loadtest.LoadLimits`; the generator stops itself at the
+first bound reached, and is killed if it overstays. Only loopback hosts are loaded unless ``allow_remote``.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ class SloVerdict(display.Rich):
 
 
 def evaluate(result: LoadTestResult | LoadTestRun, slo: Slo | None = None) -> SloVerdict:
-    """Judge a load test against ``slo`` (default: :class:`~mlops_kit.settings_loadtest.Slo`'s defaults)."""
+    """Judge a load test against ``slo`` (default: :class:`~mlops_kit.settings_loadtest.Slo`)."""
     slo = slo or Slo()
     environment = result.environment if isinstance(result, LoadTestRun) else None
     r = result.result if isinstance(result, LoadTestRun) else result
