@@ -2,7 +2,8 @@
 
 Every run is bounded three ways — duration, users and a total request cap — checked against the
 configured :class:`~mlops_kit.settings_loadtest.LoadLimits`; the generator stops itself at the
-first bound reached, and is killed if it overstays. Only loopback hosts are loaded unless ``allow_remote``.
+first bound reached, and is killed if it overstays. Only loopback hosts are loaded unless
+``allow_remote``.
 """
 
 from __future__ import annotations
