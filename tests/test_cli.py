@@ -378,3 +378,15 @@ def test_other_data_under_the_same_model_name_ends_with_one_line_naming_the_chan
         assert Registry(project).by_alias("staging").version == "1"  # nothing moved
     finally:
         stop_all(state)
+
+
+def test_ui_keeps_a_registry_password_out_of_the_command_line(tmp_path):
+    from mlops_kit.cli.commands_tools import ui_env
+    from mlops_kit.project import Project
+    from mlops_kit.settings import load_settings
+    from tests.support import write_project
+
+    uri = "postgresql://ml:s3cret@127.0.0.1:5432/registry"
+    proj = Project(load_settings(write_project(tmp_path, registry_uri=uri)))
+    assert not any("s3cret" in part for part in ui_command(proj, 5123))
+    assert ui_env(proj)["MLFLOW_BACKEND_STORE_URI"] == proj.tracking_uri  # psycopg2 named

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from mlops_kit.cli._common import AddCommand, project
 from mlops_kit.errors import ConfigError
+from mlops_kit.registry.database import redact
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
@@ -69,18 +70,24 @@ def cmd_ci(args: argparse.Namespace) -> int:
 
 
 def ui_command(proj: Project, port: int) -> list[str]:
-    """``mlflow ui`` on the project's registry, bound to loopback (this interpreter's MLflow)."""
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", proj.tracking_uri]
+    """``mlflow ui`` on the project's registry, bound to loopback (this interpreter's MLflow).
+
+    A registry URI holding a password goes through :func:`ui_env` instead, never into ``ps``.
+    """
+    cmd = [sys.executable, "-m", "mlflow", "ui"]
+    if redact(proj.tracking_uri) == proj.tracking_uri:
+        cmd += ["--backend-store-uri", proj.tracking_uri]
     if not proj.settings.registry_uri:
         # Artifacts stay where the toolkit writes them (state directory or artifact_store).
         cmd += ["--default-artifact-root", proj.artifact_uri, "--no-serve-artifacts"]
     return cmd + ["--host", UI_HOST, "--port", str(port), "--workers", "1"]
 
 
-def ui_env() -> dict[str, str]:
+def ui_env(proj: Project) -> dict[str, str]:
     """Our environment without a client's tracking URI; no job runner (it costs processes)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}  # fmt: skip
+    env["MLFLOW_BACKEND_STORE_URI"] = proj.tracking_uri
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     return env
@@ -91,14 +98,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     proj = project(args)
     if proj.tracking_uri.startswith(("http://", "https://")):
-        print(f"the registry is a server with its own UI: {proj.tracking_uri}")
+        print(f"the registry is a server with its own UI: {redact(proj.tracking_uri)}")
         return 0
     if not port_free(UI_HOST, args.port):
         raise ConfigError(f"port {args.port} on {UI_HOST} is in use; choose another with --port")
-    print(f"MLflow UI on {proj.tracking_uri}: http://{UI_HOST}:{args.port} (Ctrl-C to stop)",
-          flush=True)  # fmt: skip
+    where = redact(proj.tracking_uri)
+    print(f"MLflow UI on {where}: http://{UI_HOST}:{args.port} (Ctrl-C to stop)", flush=True)
     try:
-        return subprocess.run(ui_command(proj, args.port), env=ui_env(), check=False).returncode
+        return subprocess.run(ui_command(proj, args.port), env=ui_env(proj), check=False).returncode
     except KeyboardInterrupt:
         return 0
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_kit import display
 from mlops_kit.errors import ParameterError
+from mlops_kit.registry.database import redact
 from mlops_kit.settings import require_project
 from mlops_kit.targets.base import Check, SetupReport
 
@@ -114,5 +115,7 @@ def _check_registry(project: Project) -> Check:
             experiment = project.experiment_id()
             project.client.search_registered_models(max_results=1)
     except Exception as exc:
-        return Check("model registry", False, f"{project.tracking_uri}: {exc}")
-    return Check("model registry", True, f"{project.tracking_uri} (experiment {experiment})")
+        return Check("model registry", False, f"{redact(project.tracking_uri)}: {exc}")
+    return Check(
+        "model registry", True, f"{redact(project.tracking_uri)} (experiment {experiment})"
+    )
