@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "mlops_kit.targets"
 _BUILTINS = {
     "local": "mlops_kit.targets.local:LocalTarget",
     "kubernetes": "mlops_kit.targets.kubernetes:KubernetesTarget",
+    "sagemaker": "mlops_kit.targets.sagemaker:SageMakerTarget",
 }
 
 _registry: dict[str, type[DeploymentTarget]] = {}
