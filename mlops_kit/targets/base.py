@@ -332,6 +332,17 @@ class DeploymentTarget(Closing):
             )
 
     @classmethod
+    def teardown(
+        cls, project: Project, environments: builtins.list[EnvironmentSettings]
+    ) -> builtins.list[str]:
+        """Remove what this target runs for ``environments``; returns what was removed.
+
+        The seed pipelines' clean-up stage; idempotent. By default there is nothing to remove
+        (on Kubernetes, Argo CD prunes what the GitOps repository no longer lists).
+        """
+        return []
+
+    @classmethod
     def describe(cls, settings: Settings, environment: EnvironmentSettings) -> dict[str, Any]:
         """Target-specific columns of an environment's row in the set-up report."""
         return {}

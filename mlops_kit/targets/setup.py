@@ -1,4 +1,4 @@
-"""Bring up and check the environments of a project (notebook 01).
+"""Bring up and check the environments of a project, and tear them down (notebook 01).
 
 Every target needs the state directory and the registry; on top of that each target sets up
 what its environments need through its own :meth:`DeploymentTarget.setup` hook (Kubernetes:
@@ -9,6 +9,7 @@ environments table through :meth:`DeploymentTarget.describe`.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit import display
@@ -79,6 +80,56 @@ def setup(project: Project, target: str | None = None, **options: Any) -> SetupR
         mine = [env for env in envs if chosen[env.name] == name]
         cls.setup(project, mine, report, **given)
     report.environments = [_environment_row(project, env, chosen[env.name]) for env in envs]
+    return report
+
+
+@dataclass
+class TeardownReport(display.Rich):
+    """What :func:`teardown` removed, per target; or that it was not asked to."""
+
+    confirmed: bool
+    removed: dict[str, list[str]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line: skipped, or how many resources went."""
+        if not self.confirmed:
+            return "teardown skipped: set teardown = True to remove what the toolkit created"
+        count = sum(len(names) for names in self.removed.values())
+        where = ", ".join(f"{t}: {len(n)}" for t, n in self.removed.items())
+        return f"removed {count} resource(s) ({where})"
+
+    def _repr_html_(self) -> str:
+        rows = [
+            {"target": t, "removed": name} for t, names in self.removed.items() for name in names
+        ]
+        shown = display.verdict(True if self.confirmed else None, self.summary(), "teardown")
+        return shown + (display.table(rows) if rows else "")
+
+    def _figure_(self) -> display.Figure:
+        return display.Figure("teardown", self.summary(), True if self.confirmed else None)
+
+
+def teardown(
+    project: Project, target: str | None = None, *, confirm: bool = False
+) -> TeardownReport:
+    """Remove what the toolkit runs for every environment (servers, endpoints); idempotent.
+
+    The seed pipelines' clean-up stage, in notebook 01's last section and ``mlops-kit down``.
+    Nothing happens unless ``confirm`` is true. ``target`` as in :func:`setup`. The GitOps
+    record is kept: a later ``sync`` brings each environment back.
+    """
+    from mlops_kit import targets
+
+    report = TeardownReport(confirmed=confirm)
+    if not confirm:
+        return report
+    if target is not None:
+        check_target(target)
+    envs = project.settings.environments
+    chosen = {env.name: target or env.target for env in envs}
+    for name in sorted(set(chosen.values())):
+        mine = [env for env in envs if chosen[env.name] == name]
+        report.removed[name] = targets.get(name).teardown(project, mine)
     return report
 
 

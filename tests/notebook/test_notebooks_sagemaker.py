@@ -64,3 +64,16 @@ def test_notebooks_01_to_03_deploy_and_promote_on_sagemaker(tmp_path, monkeypatc
     assert package is not None
     assert package["ModelApprovalStatus"] == "Approved"
     assert package["ApprovalDescription"].startswith("approved by bob")
+
+    # The training job's model.tar.gz is in the project's bucket.
+    project_bucket = project.settings.sagemaker.bucket
+    keys = [o["Key"] for o in sagemaker_aws.client("s3").list_objects_v2(
+        Bucket=project_bucket)["Contents"]]  # fmt: skip
+    assert any(key.endswith(f"{job}/output/model.tar.gz") for key in keys), keys
+
+    # Notebook 01's clean-up section: nothing the toolkit created is left on SageMaker.
+    runner.run_notebooks(names[:1], {"target": "sagemaker", "teardown": True},
+                         output_dir=tmp_path / "teardown", progress_bar=False)  # fmt: skip
+    assert sm.list_endpoints()["Endpoints"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sm.list_models()["Models"] == []

@@ -301,3 +301,11 @@ def test_backend_failures_reach_callers_as_target_errors():
     with pytest.raises(ConfigError, match="already a toolkit error"):
         target.endpoint("m")
     assert issubclass(UnsupportedSpec, ToolkitError)
+
+
+def test_teardown_does_nothing_unless_confirmed(project):
+    from mlops_kit.targets import setup
+
+    report = setup.teardown(project)
+    assert not report.confirmed and report.removed == {}
+    assert "teardown skipped" in report._repr_html_()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
@@ -38,9 +39,13 @@ from mlops_kit.targets.local.records import (
     ServerRecord,
     alive,
     endpoint,
+    stop_all,
     stop_records,
     version_url,
 )
+
+if TYPE_CHECKING:
+    from mlops_kit.project import Project
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,11 @@ class LocalTarget(DeploymentTarget):
         traffic_split=False,
         preview=True,
     )
+
+    @classmethod
+    def teardown(cls, project: Project, environments: list[EnvironmentSettings]) -> list[str]:
+        """Stop the environments' servers (what ``mlops-kit down ENV`` does)."""
+        return [key for env in environments for key in stop_all(project.state_dir, env.name)]
 
     def __init__(self, settings: Settings, environment: EnvironmentSettings) -> None:
         super().__init__(settings, environment)

@@ -133,6 +133,13 @@ class SageMakerTarget(DeploymentTarget):
         return self.invocations_url(endpoint)
 
     @classmethod
+    def teardown(
+        cls, project: Project, environments: builtins.list[EnvironmentSettings]
+    ) -> builtins.list[str]:
+        """Delete the environments' endpoints, EndpointConfigs and Models (see :func:`teardown`)."""
+        return [name for env in environments for name in teardown(project.settings, env.name)]
+
+    @classmethod
     def setup(
         cls,
         project: Project,
