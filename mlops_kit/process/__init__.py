@@ -19,7 +19,14 @@ that owe their own error type catch them and raise theirs. POSIX only (``fcntl``
 no MLflow or MLServer imports.
 """
 
-from mlops_kit.process.files import locked, log_size, log_tail, write_json, write_text
+from mlops_kit.process.files import (
+    locked,
+    log_size,
+    log_tail,
+    secret_file,
+    write_json,
+    write_text,
+)
 from mlops_kit.process.groups import (
     command_line,
     find_group_leaders,
@@ -64,5 +71,6 @@ __all__ = [
     "wait_until",
     "write_json",
     "write_record",
+    "secret_file",
     "write_text",
 ]

@@ -7,7 +7,7 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlops_kit.errors import LockTimeout, WaitTimeout
@@ -39,6 +39,23 @@ def write_text(path: Path, text: str) -> None:
 def write_json(path: Path, data: object) -> None:
     """:func:`write_text` of ``data`` as JSON, indented by two, with a final newline."""
     write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def secret_file(path: Path, make: Callable[[], str]) -> str:
+    """The secret in ``path`` (0600), created by ``make`` on first use; races keep one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    value = make()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,6 +51,7 @@ from mlops_kit.process import (
     log_tail,
     read_record,
     reap,
+    secret_file,
     spawn,
     stop_groups,
     wait_ready,
@@ -199,7 +200,7 @@ def server_env(project: Project) -> dict[str, str]:
     # after a restart no stored secret could be decrypted and every delivery would fail.
     env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] = _encryption_key(project)
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(_auth_config(project))
-    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _secret(
+    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secret_file(
         server_dir(project) / FLASK_KEY_FILE, lambda: secrets.token_urlsafe(32)
     )
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -337,31 +338,14 @@ def _write(project: Project, info: ServerInfo) -> None:
 
 
 def _encryption_key(project: Project) -> str:
-    return _secret(
+    return secret_file(
         server_dir(project) / KEY_FILE, lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()
     )  # a Fernet key
 
 
-def _secret(path: Path, make: Callable[[], str]) -> str:
-    """The secret in ``path`` (0600), created by ``make`` on first use; races keep one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    value = make()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    return value
-
-
 def credentials(project: Project) -> tuple[str, str]:
     """The registry server's admin user and password (``<state_dir>/registry-server``, 0600)."""
-    password = _secret(server_dir(project) / PASSWORD_FILE, lambda: secrets.token_urlsafe(24))
+    password = secret_file(server_dir(project) / PASSWORD_FILE, lambda: secrets.token_urlsafe(24))
     return ADMIN_USER, password
 
 

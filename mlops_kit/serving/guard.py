@@ -18,6 +18,8 @@ body ``{"error": "..."}``:
   :data:`MAX_JSON_DEPTH` 400; gzip bodies are decoded within the same size limit. Response
   header values that cannot go on the wire (CR, LF) are dropped instead of breaking the
   connection.
+- With a control token, :class:`Guard` also keeps MLServer's model-repository API (load,
+  unload) to whoever holds the token: the toolkit.
 - :func:`install_handlers`: FastAPI's validation errors and Starlette's 404 and 405 as
   ``{"error": ...}`` naming the field or method, without echoing the input (MLServer's own
   errors keep their answer, their message bounded to 1,000 characters); an unexpected
@@ -31,6 +33,7 @@ server through it.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import re
@@ -59,6 +62,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+REPOSITORY_PATH = "/v2/repository"
+"""MLServer's model-repository API: what a control token guards."""
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects in a request body. A V2 request needs about 35 at most
@@ -253,16 +259,27 @@ class _Refused(Exception):
 
 
 class Guard:
-    """ASGI app that hands MLServer's app only bodies within the limits, read in full."""
+    """ASGI app that hands MLServer's app only bodies within the limits, read in full.
 
-    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+    With a ``control_token``, MLServer's model-repository API (``/v2/repository/...``: load,
+    unload, index) answers 401 unless the request carries ``Authorization: Bearer <token>``:
+    only the toolkit, which holds the token, may swap or unload what an environment serves.
+    """
+
+    def __init__(self, app: ASGIApp, limits: Limits, control_token: str | None = None) -> None:
         self.app = app
         self.limits = limits
+        self._authorization = f"Bearer {control_token}".encode() if control_token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._authorization and scope["path"].startswith(REPOSITORY_PATH):
+            given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+            if not hmac.compare_digest(given, self._authorization):
+                await _answer(send, 401, "the model repository API is the toolkit's alone")
+                return
         try:
             gzipped = self._check_headers(scope)
         except _Refused as refused:

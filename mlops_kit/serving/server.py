@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import hmac
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,39 +26,76 @@ from mlserver.cli.serve import load_settings
 from mlserver.logging import configure_logger
 from mlserver.utils import install_uvloop_event_loop
 
+from mlops_kit.serving import CONTROL_TOKEN_ENV
 from mlops_kit.serving.guard import Guard, GuardedHttpProtocol, Limits, install_handlers
 
 __all__ = ["install", "main"]
 
 
-def install(server: MLServer, limits: Limits) -> None:
+_REPOSITORY_METHODS = ("RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload")
+
+
+def install(server: MLServer, limits: Limits, control_token: str | None = None) -> None:
     """Put the guard in front of ``server``'s HTTP servers; call before ``server.start()``.
 
+    With ``control_token`` the model-repository API needs it, over HTTP
+    (``Authorization: Bearer``) and gRPC (``authorization`` metadata) alike.
     Uses private attributes of MLServer 1.7 (``_rest_server``, ``_metrics_server``, their
     ``_app`` and ``_get_config``): the tests of this package fail if a new MLServer moves them.
     """
-    for part in (server._rest_server, server._metrics_server):
-        if part is not None:
-            _guard(part, limits)
+    _guard(server._rest_server, limits, control_token)
+    if server._metrics_server is not None:
+        _guard(server._metrics_server, limits, None)
+    if control_token:
+        _lock_grpc_repository(control_token)
 
 
-def _guard(part: Any, limits: Limits) -> None:
+def _guard(part: Any, limits: Limits, control_token: str | None) -> None:
     install_handlers(part._app)
     get_config = part._get_config
 
     def guarded_config() -> Any:
         config = get_config()
-        config.app = Guard(config.app, limits)
+        config.app = Guard(config.app, limits, control_token)
         config.http = GuardedHttpProtocol.with_limits(limits)
         return config
 
     part._get_config = guarded_config
 
 
+def _lock_grpc_repository(token: str) -> None:
+    """The gRPC repository methods of this server process answer PERMISSION_DENIED without
+    ``authorization: Bearer <token>`` metadata (MLServer registers bound methods of its
+    servicers when the gRPC server starts, so the classes are wrapped before that)."""
+    import grpc
+    from mlserver.grpc.model_repository import ModelRepositoryServicer
+    from mlserver.grpc.servicers import InferenceServicer
+
+    expected = f"Bearer {token}".encode()
+
+    def locked(method: Any) -> Any:
+        @functools.wraps(method)
+        async def checked(self: Any, request: Any, context: Any) -> Any:
+            given = dict(context.invocation_metadata() or ()).get("authorization", "")
+            if not hmac.compare_digest(str(given).encode(), expected):
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "the model repository API is the toolkit's alone",
+                )
+            return await method(self, request, context)
+
+        return checked
+
+    for servicer in (InferenceServicer, ModelRepositoryServicer):
+        for name in _REPOSITORY_METHODS:
+            if hasattr(servicer, name):
+                setattr(servicer, name, locked(getattr(servicer, name)))
+
+
 async def _serve(folder: str, limits: Limits) -> None:
     settings, models = await load_settings(folder)
     server = MLServer(settings)
-    install(server, limits)
+    install(server, limits, os.environ.pop(CONTROL_TOKEN_ENV, None))
     await server.start(models)
 
 

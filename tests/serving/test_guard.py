@@ -37,6 +37,9 @@ class Typed(BaseModel):
     size: int
 
 
+TOKEN = "the-toolkits-control-token"  # noqa: S105 - a test value
+
+
 def make_app() -> FastAPI:
     app = FastAPI()
 
@@ -57,6 +60,10 @@ def make_app() -> FastAPI:
     async def boom() -> None:
         raise RuntimeError("boom")
 
+    @app.post("/v2/repository/models/{name}/unload")
+    async def unload(name: str) -> dict[str, Any]:
+        return {"unloaded": name}
+
     install_handlers(app)
     return app
 
@@ -67,7 +74,7 @@ def port() -> Iterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        Guard(make_app(), LIMITS),
+        Guard(make_app(), LIMITS, TOKEN),
         http=GuardedHttpProtocol.with_limits(LIMITS),
         lifespan="off",
         log_level="critical",
@@ -300,3 +307,13 @@ def test_pipelined_requests_are_answered_in_order(port: int) -> None:
         first, second = connection.answer(), connection.answer()
         assert first is not None and first.json()["bytes"] == 2
         assert second is not None and second.json()["bytes"] == 6
+
+
+def test_the_repository_api_needs_the_control_token(client: httpx.Client) -> None:
+    url = "/v2/repository/models/wine/unload"
+    refused(client.post(url), 401, "toolkit's alone")
+    refused(client.post(url, headers={"Authorization": "Bearer guessed"}), 401, "toolkit's alone")
+    # The refusal keeps the connection: the next request on it is answered.
+    assert client.post("/echo", json={}).status_code == 200
+    answer = client.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200 and answer.json() == {"unloaded": "wine"}

@@ -136,6 +136,31 @@ def test_status_list_and_endpoint(staging_server: Served, local_target: MakeTarg
     assert local_target("production").list() == []
 
 
+def test_only_the_toolkit_may_unload_a_model(staging_server: Served) -> None:
+    """MLServer's repository API over HTTP and gRPC needs the token in the state directory."""
+    import grpc
+    from mlserver.grpc import dataplane_pb2 as dp
+    from mlserver.grpc import dataplane_pb2_grpc as dp_grpc
+    from mlserver.grpc import model_repository_pb2 as pb
+    from mlserver.grpc import model_repository_pb2_grpc as pb_grpc
+
+    record = staging_server.record
+    with httpx.Client(base_url=record.base_url, trust_env=False, timeout=10) as http:
+        refused = http.post("/v2/repository/models/wine/unload")
+        assert refused.status_code == 401 and "toolkit" in refused.json()["error"]
+        assert http.post("/v2/repository/index", json={}).status_code == 401
+    with grpc.insecure_channel(f"127.0.0.1:{record.grpc_port}") as channel:
+        unload = pb.RepositoryModelUnloadRequest(model_name="wine")
+        for call in (pb_grpc.ModelRepositoryServiceStub(channel).RepositoryModelUnload,
+                     dp_grpc.GRPCInferenceServiceStub(channel).RepositoryModelUnload):  # fmt: skip
+            request = unload if "model_repository" in call._method.decode() else \
+                dp.RepositoryModelUnloadRequest(model_name="wine")  # fmt: skip
+            with pytest.raises(grpc.RpcError) as denied:
+                call(request, timeout=10)
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert staging_server.target.status("wine").ready  # still serving
+
+
 def test_apply_refuses_what_it_cannot_serve(staging_server: Served, models: Models) -> None:
     target, spec = staging_server.target, staging_server.spec
     with pytest.raises(TargetError, match="flavour 'embedded' is not served by the local target"):

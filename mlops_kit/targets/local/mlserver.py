@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -13,8 +14,8 @@ import httpx
 from mlops_kit import artifacts
 from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ArtifactStoreError, TargetError
-from mlops_kit.process import now, spawn, write_json
-from mlops_kit.serving import RUNTIME
+from mlops_kit.process import now, secret_file, spawn, write_json
+from mlops_kit.serving import CONTROL_TOKEN_ENV, RUNTIME
 from mlops_kit.settings import ServingSettings
 from mlops_kit.targets.local.records import (
     LOG_FILE,
@@ -24,6 +25,7 @@ from mlops_kit.targets.local.records import (
     ServerRecord,
 )
 
+CONTROL_TOKEN_FILE = "control.token"  # noqa: S105 - a file name
 SKLEARN_RUNTIME = "mlserver_sklearn.SKLearnModel"
 
 # ``mlserver start`` behind our guard (size and time limits, JSON for every refusal). Run with
@@ -106,6 +108,16 @@ def write_model_settings(
     )
 
 
+def control_token(state_dir: Path) -> str:
+    """The token MLServer's model-repository API needs from whoever loads or unloads a model.
+
+    One per state directory (``serving/control.token``, 0600): the toolkit's processes read
+    it, each server gets it through :data:`~mlops_kit.serving.CONTROL_TOKEN_ENV`.
+    """
+    path = Path(state_dir).absolute() / "serving" / CONTROL_TOKEN_FILE
+    return secret_file(path, lambda: secrets.token_urlsafe(32))
+
+
 def launch(
     folder: Path,
     spec: DeploymentSpec,
@@ -117,6 +129,7 @@ def launch(
     metrics_port: int,
     *,
     serving: ServingSettings,
+    control_token: str,
 ) -> ServerRecord:
     """Write the server settings and start MLServer on these ports; record it (not yet ready).
 
@@ -149,6 +162,7 @@ def launch(
     # the local target only serves the project's own registered models.
     env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
     env["PYTHONUNBUFFERED"] = "1"
+    env[CONTROL_TOKEN_ENV] = control_token
     limits = [
         f"--max-request-bytes={serving.max_request_bytes}",
         f"--max-header-bytes={serving.max_header_bytes}",

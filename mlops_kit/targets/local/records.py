@@ -12,6 +12,7 @@ from mlops_kit.process import (
     find_group_leaders,
     forget,
     pid_alive,
+    port_holder,
     read_record,
     stop_groups,
     write_record,
@@ -143,3 +144,15 @@ def stop_all(state_dir: Path | str, environment: str | None = None) -> list[str]
     except StopFailed as exc:
         logger.warning("could not stop unrecorded server group(s) %s", exc.pgids)
     return stopped + [f"unrecorded server {pid}" for pid in orphans]
+
+
+def dead_detail(record: ServerRecord, log: Path) -> str:
+    """Why the recorded server is gone, naming a stranger that answers on its port."""
+    detail = f"server process {record.pid} is not running; see {log}"
+    holder = port_holder(record.http_port)
+    if holder is not None and holder[0] != record.pid:
+        detail += (
+            f". Port {record.http_port} is held by pid {holder[0]}, not a server of the "
+            f"toolkit ({holder[1]}); sync moves the deployment to a port it owns"
+        )
+    return detail

@@ -38,6 +38,7 @@ from mlops_kit.targets.local.records import (
     SERVER_FILE,
     ServerRecord,
     alive,
+    dead_detail,
     endpoint,
     stop_all,
     stop_records,
@@ -79,8 +80,11 @@ class LocalTarget(DeploymentTarget):
         super().__init__(settings, environment)
         self.root = (settings.state_dir / "serving" / environment.name).absolute()
         self.host = settings.serving.host
-        # trust_env=False: loopback requests must not go through a configured proxy.
-        self._client = httpx.Client(timeout=_PROBE_TIMEOUT, trust_env=False)
+        # trust_env=False: loopback requests must not go through a configured proxy. The
+        # token opens MLServer's model-repository API (load, unload) to the toolkit alone.
+        self._token = mlserver.control_token(settings.state_dir)
+        auth = {"Authorization": f"Bearer {self._token}"}
+        self._client = httpx.Client(timeout=_PROBE_TIMEOUT, trust_env=False, headers=auth)
 
     # -- the DeploymentTarget contract -------------------------------------------------------
 
@@ -218,7 +222,7 @@ class LocalTarget(DeploymentTarget):
 
         log = self._folder(model_name) / LOG_FILE
         if not self._alive(record):
-            return status(None, False, self._dead_detail(record, log))
+            return status(None, False, dead_detail(record, log))
         if record.version is None:
             return status(None, False, "server is starting")
         if record.protocol == "seldon":
@@ -231,17 +235,6 @@ class LocalTarget(DeploymentTarget):
         if not self._get_ok(f"{record.base_url}/v2/health/live"):
             return status(None, False, f"server process {record.pid} does not answer HTTP")
         return status(None, False, f"version {record.version} is not loaded; see {log}")
-
-    def _dead_detail(self, record: ServerRecord, log: Path) -> str:
-        """Why the recorded server is gone, naming a stranger that answers on its port."""
-        detail = f"server process {record.pid} is not running; see {log}"
-        holder = port_holder(record.http_port)
-        if holder is not None and holder[0] != record.pid:
-            detail += (
-                f". Port {record.http_port} is held by pid {holder[0]}, not a server of the "
-                f"toolkit ({holder[1]}); sync moves the deployment to a port it owns"
-            )
-        return detail
 
     def _recorded_ports(self, previous: ServerRecord | None) -> tuple[int, ...] | None:
         """The ports ``previous`` ran on, to start again on, if they are all free."""
@@ -269,8 +262,15 @@ class LocalTarget(DeploymentTarget):
             SERVER_FILE,
             self._recorded_ports(previous),
             launch=lambda p: mlserver.launch(
-                folder, spec, self.host, implementation, uri, *p, serving=self.settings.serving
-            ),
+                folder,
+                spec,
+                self.host,
+                implementation,
+                uri,
+                *p,
+                serving=self.settings.serving,
+                control_token=self._token,
+            ),  # fmt: skip
             name="MLServer",
             ready=lambda r: (
                 self._get_ok(f"{r.base_url}/v2/health/ready")
