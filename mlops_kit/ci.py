@@ -104,8 +104,49 @@ _JENKINS_ENVIRONMENT = {
         // The SageMaker target: AWS credentials bound from Jenkins credentials; the region is
         // sagemaker.region in the project file (or add AWS_DEFAULT_REGION here).
         AWS_ACCESS_KEY_ID = credentials('aws-access-key-id')
-        AWS_SECRET_ACCESS_KEY = credentials('aws-secret-access-key')""",
+        AWS_SECRET_ACCESS_KEY = credentials('aws-secret-access-key')
+        // The bring-your-own image BuildPushContainer pushes and SageMaker runs: your ECR
+        // repository (it overrides sagemaker.image_uri of the project file).
+        MLOPS_KIT_SAGEMAKER__IMAGE_URI = '123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-kit-byo:latest'""",  # noqa: E501 - one Groovy line
 }
+
+
+def _jenkins_stage(name: str, *commands: str, extra: str = "") -> str:
+    lines = "\n".join(f"                    {c}" for c in (". .venv/bin/activate", *commands))
+    return (f"        stage('{name}') {{\n{extra}            steps {{\n                sh '''\n"
+            f"{lines}\n                '''\n            }}\n        }}")  # fmt: skip
+
+
+def jenkins_stages(config: str, notebooks: Sequence[str], target: str | None) -> str:
+    """The Jenkinsfile's pipeline stages: one running the notebooks, or for SageMaker the
+    seed pipeline's stages (BuildPushContainer, TrainModel … DeployToProd), each naming what
+    runs it. Production still moves only through an approved, verified promotion: the
+    DeployToProd stage waits for a person in Jenkins and passes their name to notebook 03."""
+    if target != "sagemaker":
+        return _jenkins_stage("Pipeline", shlex.join(pipeline_command(config, notebooks, target)))
+    run = pipeline_command(config, (), target)
+    build = [
+        "mlops-kit --config " + shlex.quote(config) + " build-context --flavour sagemaker "
+        '--image "$MLOPS_KIT_SAGEMAKER__IMAGE_URI" --output build/sagemaker-image',
+        'docker build -t "$MLOPS_KIT_SAGEMAKER__IMAGE_URI" build/sagemaker-image',
+        "aws ecr get-login-password | docker login --username AWS --password-stdin "
+        '"${MLOPS_KIT_SAGEMAKER__IMAGE_URI%%/*}"',
+        'docker push "$MLOPS_KIT_SAGEMAKER__IMAGE_URI"',
+    ]
+    approval = ("            // A person approves here; identity: ci with ci_identity_variable: "
+                "APPROVER\n            // makes Jenkins' submitter the approver of record.\n"
+                "            input {\n                message 'Promote to production?'\n"
+                "                submitterParameter 'APPROVER'\n            }\n")  # fmt: skip
+    return "\n\n".join([
+        _jenkins_stage("BuildPushContainer", *build),
+        _jenkins_stage("Setup", shlex.join([*run, "01"])),
+        # Notebook 02 is one run: the training job and its status, staging's endpoint, the
+        # smoke test over InvokeEndpoint, the promotion request.
+        _jenkins_stage("TrainModel · TrainStatus · DeployToTest · SmokeTest",
+                       shlex.join([*run, "02"])),
+        _jenkins_stage("DeployToProd", shlex.join([*run, "-p", "approve=true", "03"])
+                       + ' -p approver="$APPROVER"', extra=approval),
+    ])  # fmt: skip
 
 
 def pipeline_command(
@@ -161,6 +202,7 @@ def render_ci(
         "python_command": "python" + ".".join(python.split(".")[:2]),
         "requirement": shlex.quote(toolkit_requirement(toolkit_spec, wanted)),
         "pipeline_command": shlex.join(pipeline_command(config, _split(notebooks), target)),
+        "pipeline_stages": jenkins_stages(config, _split(notebooks), target),
         "target_environment": _JENKINS_ENVIRONMENT.get(target or "", _CREDENTIALS),
         "output_dir": OUTPUT_DIR,
         "destination": chosen.destination,

@@ -482,9 +482,23 @@ def test_no_template_passes_notebook_parameters() -> None:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_target_runs_the_notebooks_through_it_with_its_extra(tmp_path: Path, provider: str):
     text = _write(provider, tmp_path, target="sagemaker").read_text()
-    assert "run --quiet --output-dir build/notebooks -p target=sagemaker 01 02" in text
     assert "'mlops-kit[load,sagemaker]'" in text
+    if provider != "jenkins":
+        assert "run --quiet --output-dir build/notebooks -p target=sagemaker 01 02" in text
     if provider == "jenkins":
+        # The seed pipeline's stages, in its order; production only after a person approves.
+        stages = re.findall(r"stage\('([^']+)'\)", text)
+        assert stages == [
+            "Install",
+            "Test",
+            "BuildPushContainer",
+            "Setup",
+            "TrainModel · TrainStatus · DeployToTest · SmokeTest",
+            "DeployToProd",
+        ]
+        assert "build-context --flavour sagemaker" in text and "docker push" in text
+        assert "-p target=sagemaker 02" in text
+        assert "submitterParameter 'APPROVER'" in text and 'approver="$APPROVER"' in text
         assert "AWS_ACCESS_KEY_ID = credentials('aws-access-key-id')" in text
         assert "// AWS_ACCESS_KEY_ID" not in text
         (tmp_path / "plain").mkdir()

@@ -390,3 +390,14 @@ def test_ui_keeps_a_registry_password_out_of_the_command_line(tmp_path):
     proj = Project(load_settings(write_project(tmp_path, registry_uri=uri)))
     assert not any("s3cret" in part for part in ui_command(proj, 5123))
     assert ui_env(proj)["MLFLOW_BACKEND_STORE_URI"] == proj.tracking_uri  # psycopg2 named
+
+
+def test_build_context_writes_the_sagemaker_image_without_a_version(project, tmp_path, capsys):
+    out = tmp_path / "image"
+    assert main(["build-context", "--flavour", "sagemaker", "--output", str(out)]) == 0
+    assert (out / "Dockerfile").is_file() and (out / "train").is_file()
+    assert (
+        f"docker build -t {project.settings.sagemaker.image_uri} {out}" in capsys.readouterr().out
+    )
+    assert main(["build-context", "--flavour", "embedded"]) == 2
+    assert "the embedded flavour builds one version: name it" in capsys.readouterr().err

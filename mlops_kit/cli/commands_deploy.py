@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from mlops_kit.cli._common import AddCommand, add_actor, project
+from mlops_kit.errors import ConfigError
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -127,10 +128,19 @@ def cmd_follow(args: argparse.Namespace) -> int:
 def cmd_build_context(args: argparse.Namespace) -> int:
     from mlops_kit.targets import build_context
 
-    ctx = build_context.for_version(
-        project(args), args.version, args.flavour, dest=args.output, image=args.image,
-        source_dir=args.source_dir,
-    )  # fmt: skip
+    proj = project(args)
+    if args.flavour == "sagemaker":  # one image trains and serves every version
+        from mlops_kit.targets.sagemaker import write_build_context
+
+        image = args.image or proj.settings.sagemaker.image_uri
+        ctx = write_build_context(proj, args.output, image=image)
+    elif args.version is None:
+        raise ConfigError(f"the {args.flavour} flavour builds one version: name it")
+    else:
+        ctx = build_context.for_version(
+            proj, args.version, args.flavour, dest=args.output, image=args.image,
+            source_dir=args.source_dir,
+        )  # fmt: skip
     print(f"wrote {ctx.path} ({len(ctx.files)} files)\n" + " ".join(ctx.build_command()))
     return 0
 
@@ -209,14 +219,16 @@ def register(add: AddCommand) -> None:
 
     bc = add(
         "build-context",
-        "write a Docker build context for a version (custom or embedded flavour)",
+        "write a Docker build context (a version's server image, or the SageMaker image)",
         "mlops-kit build-context 3 --flavour embedded --image registry.example/wine:3",
         cmd_build_context,
     )
-    bc.add_argument("version", help="registered model version (a number)")
-    bc.add_argument("--flavour", choices=["custom", "embedded"], default="embedded",
+    bc.add_argument("version", nargs="?", help="registered model version (not for sagemaker)")
+    bc.add_argument("--flavour", choices=["custom", "embedded", "sagemaker"], default="embedded",
                     help="embedded: one version inside the image (default); custom: one "
-                    "server image for every version, the model downloaded at start")  # fmt: skip
+                    "server image for every version, the model downloaded at start; sagemaker: "
+                    "the bring-your-own image that trains and serves (tag: "
+                    "sagemaker.image_uri)")  # fmt: skip
     bc.add_argument("--image", help="image name the build command tags (default: MODEL:latest)")
     bc.add_argument(
         "--output",
