@@ -18,7 +18,6 @@ from mlops_kit.targets.sagemaker.container import (
     unpack_model,
     write_build_context,
 )
-from mlops_kit.targets.sagemaker.target import SageMakerTarget
 
 __all__ = [
     "SageMakerTarget",
@@ -29,3 +28,13 @@ __all__ = [
     "write_build_context",
     "write_channels",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The image's programs import this package too, and the image installs only what they
+    # need: the target (boto3 clients, the process layer) loads when it is asked for.
+    if name == "SageMakerTarget":
+        from mlops_kit.targets.sagemaker.target import SageMakerTarget
+
+        return SageMakerTarget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
