@@ -19,17 +19,14 @@ serve them:
   ``<S3OutputPath>/<job>/output/model.tar.gz``; the job ends ``Completed``, or ``Failed``
   with the reason the program wrote to ``output/failure``. Training runs the BYO container's
   ``train`` program (``python -m mlops_kit.targets.sagemaker.byo.train``) as a plain local
-  process when that module is installed; without it, the toolkit's own estimators train
-  in-process, saving the MLflow model the same way. :func:`hold_jobs` keeps jobs waiting
+  process. :func:`hold_jobs` keeps jobs waiting
   before they train, so a test can stop one.
 - ``StopTrainingJob``: an ``InProgress`` job goes ``Stopping`` then ``Stopped`` (its process
   is terminated); any other status is refused with SageMaker's ValidationException.
 - ``InvokeEndpoint`` answered by the endpoint's real model: the archive its Model's
   ``ModelDataUrl`` names is downloaded from moto's S3, unpacked and loaded; the body goes to
-  the BYO container's ``/invocations`` app (in-process) when its ``serve`` module is
-  installed, else to the MLflow model directly (``dataframe_split`` JSON or CSV, answered
-  ``{"predictions": [...]}``). The answer names the endpoint's current variant, as
-  SageMaker's ``x-Amzn-Invoked-Production-Variant`` does.
+  the BYO container's ``/invocations`` app, in-process. The answer names the endpoint's
+  current variant, as SageMaker's ``x-Amzn-Invoked-Production-Variant`` does.
 
 What stays emulated: no instances, no containers, no IAM; CloudWatch alarms are a set the
 test fills, and an update's traffic shift is a switch after a fixed delay.
@@ -38,7 +35,6 @@ test fills, and an update's traffic shift is a switch after a fixed delay.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -354,83 +350,23 @@ def _run_job(job: Any, run: _Run) -> None:
             finish("Failed", f"AlgorithmError: {type(exc).__name__}: {exc}")
 
 
-def _byo(module: str) -> bool:
-    """Whether the BYO container's ``module`` (``train``, ``serve``) is installed."""
-    try:
-        return importlib.util.find_spec(f"mlops_kit.targets.sagemaker.byo.{module}") is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def _train(root: Path, job_name: str, run: _Run) -> str | None:
     """Train in the ``/opt/ml`` tree at ``root``; the failure reason, or None on success."""
     (root / "model").mkdir(exist_ok=True)
-    if _byo("train"):
-        env = {**os.environ, "MLOPS_KIT_SAGEMAKER_ROOT": str(root), "TRAINING_JOB_NAME": job_name}
-        with open(root / "train.log", "wb") as log:
-            run.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "mlops_kit.targets.sagemaker.byo.train"],
-                cwd=root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            code = run.process.wait(timeout=600)
-        if code == 0:
-            return None
-        failure = root / "output" / "failure"
-        return failure.read_text().strip() if failure.is_file() else f"train exited {code}"
-    try:
-        _train_in_process(root)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def _train_in_process(root: Path) -> None:
-    """Without the BYO module: the toolkit's estimator, saved as an MLflow model."""
-    import mlflow.sklearn
-    import pandas as pd
-    from mlflow.models import infer_signature
-
-    from mlops_kit.train.training import (
-        PIP_REQUIREMENTS,
-        build_estimator,
-        training_params,
-        trusted_types,
-    )
-
-    raw = json.loads((root / "input" / "config" / "hyperparameters.json").read_text())
-    target = raw.pop("target", "target")
-    decoded = {}
-    for name, value in raw.items():
-        try:
-            decoded[name] = json.loads(value)
-        except ValueError:
-            decoded[name] = value
-    params = training_params(**decoded)
-
-    def channel(name: str) -> pd.DataFrame:
-        files = sorted((root / "input" / "data" / name).glob("*.csv"))
-        return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-
-    train = channel("train")
-    X, y = train.drop(columns=[target]).astype("float64"), train[target]
-    held = channel("validation") if (root / "input" / "data" / "validation").is_dir() else train
-    X_test = held.drop(columns=[target]).astype("float64")
-    estimator = build_estimator(params)
-    estimator.fit(X, y)
-    mlflow.sklearn.save_model(
-        estimator,
-        str(root / "model"),
-        signature=infer_signature(X_test, estimator.predict(X_test)),
-        input_example=X_test.head(3),
-        pip_requirements=PIP_REQUIREMENTS,
-        skops_trusted_types=trusted_types(estimator),
-    )
-
-
-# -- InvokeEndpoint answered by the real model ---------------------------------------------------
+    env = {**os.environ, "MLOPS_KIT_SAGEMAKER_ROOT": str(root), "TRAINING_JOB_NAME": job_name}
+    with open(root / "train.log", "wb") as log:
+        run.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "mlops_kit.targets.sagemaker.byo.train"],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        code = run.process.wait(timeout=600)
+    if code == 0:
+        return None
+    failure = root / "output" / "failure"
+    return failure.read_text().strip() if failure.is_file() else f"train exited {code}"
 
 
 def _respond_invoke_endpoint(self: Any) -> Any:
@@ -475,7 +411,7 @@ def _predictor(model_data_url: str) -> Any:
         from mlops_kit.targets.sagemaker.container import unpack_model
 
         model_dir = unpack_model(folder / "model.tar.gz", folder / "model")
-        predictor = _byo_predictor(model_dir) if _byo("serve") else _mlflow_predictor(model_dir)
+        predictor = _byo_predictor(model_dir)
         _predictors[model_data_url] = predictor
         return predictor
 
@@ -494,33 +430,5 @@ def _byo_predictor(model_dir: Path) -> Any:
             headers["Accept"] = accept
         answer = client.post("/invocations", content=body, headers=headers)
         return answer.status_code, answer.headers.get("content-type"), answer.content
-
-    return predict
-
-
-def _mlflow_predictor(model_dir: Path) -> Any:
-    """The MLflow model itself: ``dataframe_split`` JSON or CSV in, ``predictions`` out."""
-    import io
-
-    import mlflow.pyfunc
-    import pandas as pd
-
-    from mlops_kit.verify.smoke import trusted_models
-
-    with trusted_models():
-        model = mlflow.pyfunc.load_model(str(model_dir))
-
-    def predict(body: bytes, content_type: str | None, accept: str | None) -> tuple:
-        try:
-            if (content_type or "").startswith("text/csv"):
-                frame = pd.read_csv(io.BytesIO(body))
-            else:
-                split = json.loads(body)["dataframe_split"]
-                frame = pd.DataFrame(split["data"], columns=split["columns"])
-            predictions = model.predict(frame)
-        except Exception as exc:
-            return 400, "application/json", json.dumps({"error": str(exc)})
-        listed = predictions.tolist() if hasattr(predictions, "tolist") else list(predictions)
-        return 200, "application/json", json.dumps({"predictions": listed})
 
     return predict
