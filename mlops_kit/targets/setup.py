@@ -66,20 +66,16 @@ def setup(project: Project, target: str | None = None, **options: Any) -> SetupR
     """
     from mlops_kit import targets
 
-    if target is not None:
-        check_target(target)
+    groups = _by_target(project, target)
     require_project(project.settings, "setting up the environments")
-    envs = project.settings.environments
-    chosen = {env.name: target or env.target for env in envs}
-    report = SetupReport(target=target or ", ".join(sorted(set(chosen.values()))))
+    report = SetupReport(target=target or ", ".join(groups))
     report.checks.append(Check("state directory", True, str(project.ensure_state_dir())))
     report.checks.append(_check_registry(project))
     given = {key: value for key, value in options.items() if value not in (None, False)}
-    for name in sorted(set(chosen.values())):
-        cls = targets.get(name)
-        mine = [env for env in envs if chosen[env.name] == name]
-        cls.setup(project, mine, report, **given)
-    report.environments = [_environment_row(project, env, chosen[env.name]) for env in envs]
+    for name, mine in groups.items():
+        targets.get(name).setup(project, mine, report, **given)
+    envs = project.settings.environments
+    report.environments = [_environment_row(project, env, target or env.target) for env in envs]
     return report
 
 
@@ -123,14 +119,20 @@ def teardown(
     report = TeardownReport(confirmed=confirm)
     if not confirm:
         return report
-    if target is not None:
-        check_target(target)
-    envs = project.settings.environments
-    chosen = {env.name: target or env.target for env in envs}
-    for name in sorted(set(chosen.values())):
-        mine = [env for env in envs if chosen[env.name] == name]
+    for name, mine in _by_target(project, target).items():
         report.removed[name] = targets.get(name).teardown(project, mine)
     return report
+
+
+def _by_target(project: Project, target: str | None) -> dict[str, list[EnvironmentSettings]]:
+    """The environments per target name, sorted by name: all on ``target`` when given (checked),
+    else each on its configured one."""
+    if target is not None:
+        check_target(target)
+    groups: dict[str, list[EnvironmentSettings]] = {}
+    for env in project.settings.environments:
+        groups.setdefault(target or env.target, []).append(env)
+    return dict(sorted(groups.items()))
 
 
 def train(project: Project, data: Dataset, params: TrainingSettings) -> TrainingResult:
