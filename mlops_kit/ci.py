@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from mlops_kit.errors import ConfigError, ParameterError
 from mlops_kit.settings import Settings
@@ -216,33 +217,18 @@ def write_ci(
     provider: str,
     repo_dir: Path,
     *,
-    python: str = "3.12",
-    notebooks: Sequence[str] | str = ("01", "02"),
-    config: str = "mlops.yaml",
-    extras: Sequence[str] | str = ("load",),
-    toolkit_spec: str = "mlops-kit",
-    target: str | None = None,
     force: bool = False,
+    **options: Any,
 ) -> list[Path]:
     """Write ``provider``'s CI files into the repository at ``repo_dir``; return their paths.
 
-    Nothing is written when a file exists and ``force`` is false: ConfigError names it.
+    ``options`` are :func:`render_ci`'s (python, notebooks, config, extras, toolkit_spec,
+    target). Nothing is written when a file exists and ``force`` is false: ConfigError names it.
     """
     repo = Path(repo_dir)
     if not repo.is_dir():
         raise ConfigError(f"{repo} is not a directory")
-    files = {
-        repo / relative: text
-        for relative, text in render_ci(
-            provider,
-            python=python,
-            notebooks=notebooks,
-            config=config,
-            extras=extras,
-            toolkit_spec=toolkit_spec,
-            target=target,
-        ).items()
-    }
+    files = {repo / relative: text for relative, text in render_ci(provider, **options).items()}
     if not force:
         for path in files:
             if path.exists():

@@ -133,9 +133,7 @@ class SageMakerTarget(DeploymentTarget):
         return self.invocations_url(endpoint)
 
     @classmethod
-    def teardown(
-        cls, project: Project, environments: builtins.list[EnvironmentSettings]
-    ) -> builtins.list[str]:
+    def teardown(cls, project: Project, environments: list[EnvironmentSettings]) -> list[str]:
         """Delete the environments' endpoints, EndpointConfigs and Models (see :func:`teardown`)."""
         return [name for env in environments for name in teardown(project.settings, env.name)]
 
@@ -143,7 +141,7 @@ class SageMakerTarget(DeploymentTarget):
     def setup(
         cls,
         project: Project,
-        environments: builtins.list[EnvironmentSettings],
+        environments: list[EnvironmentSettings],
         report: SetupReport,
         **options: Any,
     ) -> None:
