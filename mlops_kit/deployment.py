@@ -20,6 +20,35 @@ class Resources(BaseModel):
     memory_limit: str | None = "1Gi"
 
 
+class Candidate(BaseModel):
+    """A second version served beside the stable one while a progressive rollout runs.
+
+    The stable version (the spec's own ``version``) receives ``100 - weight`` percent of live
+    traffic and the candidate ``weight`` percent. With ``mirror`` the candidate takes no live
+    traffic at all: it receives a copy of ``mirror_percent`` percent of the requests and its
+    answers are discarded (a shadow). Targets render it their own way: a routing model on the
+    local target, predictors' ``traffic`` / an ``Experiment`` on Seldon, production variants'
+    weights on SageMaker.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    """Registered model version of the candidate."""
+    model_uri: str
+    """Where the candidate's model artifacts are."""
+    run_id: str | None = None
+    """The MLflow run that produced the candidate."""
+    weight: int = Field(default=0, ge=0, le=100)
+    """Percent of live traffic the candidate answers (0 while shadowing or after an abort)."""
+    mirror: bool = False
+    """Shadow: copy requests to the candidate and discard its answers."""
+    mirror_percent: int = Field(default=100, ge=0, le=100)
+    """Percent of requests copied to a shadow candidate."""
+    sticky_header: str | None = None
+    """Request header whose value pins a caller to one version (same value, same version)."""
+
+
 class DeploymentSpec(BaseModel):
     """One model version deployed into one environment.
 
@@ -54,6 +83,8 @@ class DeploymentSpec(BaseModel):
     """Server image, for the custom and embedded flavours."""
     custom_class: str | None = None
     """``module:Class`` of a user's model class, for the custom flavour."""
+    candidate: Candidate | None = None
+    """A second version beside this one during a canary, shadow or blue/green rollout."""
 
     @property
     def key(self) -> str:
