@@ -84,5 +84,12 @@ def test_own_csv_and_ridge_entrypoint_run_through_01_02(tmp_path):
         registered = mlflow.pyfunc.load_model(str(registry.local_path(1))).predict(rows)
         assert served.dtype.kind == "f"
         assert served.tolist() == pytest.approx(list(registered), rel=1e-9)
+
+        # The load test sends the version's own input example, float answers and all.
+        from mlops_kit.verify.loadtest import load_test
+
+        loaded = load_test(project, "staging", users=2, duration_s=1.0, progress=False)
+        assert loaded.version == "1" and loaded.result.requests > 0
+        assert loaded.result.failures == 0
     finally:
         stop_all(root / ".mlops")
