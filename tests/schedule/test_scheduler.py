@@ -4,6 +4,7 @@ unchanged data is skipped, a failing run is retried exactly ``--retries`` times 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_kit.cli import main
 from mlops_kit.process import pid_alive, wait_until
 from mlops_kit.project import Project
 from mlops_kit.promote.promotion import Promotions
@@ -29,19 +31,28 @@ LENIENT_SLO = {"slo": {"p99_ms": 10_000, "max_error_rate": 0.5, "min_rps": 0.5}}
 def cli(config: Path, *args: str, actor: str = "alice") -> subprocess.CompletedProcess[str]:
     """``mlops-kit`` as a user runs it, in its own process."""
     env_actor = {"MLOPS_KIT_ACTOR": actor}
-    import os
-
     return subprocess.run(
         [sys.executable, "-m", "mlops_kit.cli", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, **env_actor},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env_actor},
+    )
 
 
-def project_file(tmp_path: Path, **settings: object) -> Path:
+def project_file(
+    tmp_path: Path, schedule: dict[str, object] | None = None, **settings: object
+) -> Path:
+    # A short load test: one user for one second, on loopback.
+    schedule = {"load_users": 1, "load_duration_s": 1.0, **(schedule or {})}
     return write_project(
-        tmp_path, state_dir=".mlops", training={"n_estimators": 20}, load_test=LENIENT_SLO,
+        tmp_path,
+        state_dir=".mlops",
+        training={"n_estimators": 20},
+        load_test=LENIENT_SLO,
+        schedule=schedule,
         **settings,
-    )  # fmt: skip
+    )
 
 
 def wait_for_run(store: ScheduleStore, name: str, done: set[str], timeout: float) -> list[Run]:
@@ -69,12 +80,19 @@ def stopped(tmp_path: Path):
     stop_all(tmp_path / ".mlops")
 
 
-def test_a_seconds_cron_fires_retrains_onto_staging_then_skips_unchanged_data(
-    tmp_path, stopped
-):
+def test_a_seconds_cron_fires_retrains_onto_staging_then_skips_unchanged_data(tmp_path, stopped):
     config = project_file(tmp_path)
-    added = cli(config, "schedule", "add", "often", "--cron", "*/2 * * * * *", "--retries", "1",
-                "--on-new-data")  # fmt: skip
+    added = cli(
+        config,
+        "schedule",
+        "add",
+        "often",
+        "--cron",
+        "*/2 * * * * *",
+        "--retries",
+        "1",
+        "--on-new-data",
+    )
     assert added.returncode == 0, added.stderr
     started = cli(config, "scheduler")
     assert started.returncode == 0, started.stderr
@@ -113,8 +131,12 @@ def test_a_seconds_cron_fires_retrains_onto_staging_then_skips_unchanged_data(
 def test_a_failing_run_is_retried_exactly_retries_times_with_backoff(tmp_path, stopped):
     config = project_file(tmp_path, schedule={"backoff_s": 0.5})
     good = config.read_text()
-    assert cli(config, "schedule", "add", "flaky", "--cron", "* * * * * *", "--retries", "2")\
-        .returncode == 0  # fmt: skip
+    assert (
+        cli(
+            config, "schedule", "add", "flaky", "--cron", "* * * * * *", "--retries", "2"
+        ).returncode
+        == 0
+    )
     assert cli(config, "schedule", "pause", "flaky").returncode == 0
     assert cli(config, "scheduler").returncode == 0
     project = Project.load(config)
@@ -141,18 +163,35 @@ def test_a_failing_run_is_retried_exactly_retries_times_with_backoff(tmp_path, s
 def test_auto_promote_rolls_out_on_the_schedules_signed_approval(tmp_path, stopped):
     envs = [
         {"name": "staging", "kind": "staging"},
-        {"name": "production", "kind": "production",
-         "approval": {"approvers": ["bob", "scheduler"], "auto_promote": True}},
-    ]  # fmt: skip
+        {
+            "name": "production",
+            "kind": "production",
+            "approval": {"approvers": ["bob", "scheduler"], "auto_promote": True},
+        },
+    ]
     config = project_file(tmp_path, environments=envs)
     project = Project.load(config)
     demo_signers(project, ("alice", "bob"))
-    made = cli(config, "schedule", "key")
-    assert made.returncode == 0, made.stderr
+    assert main(["--config", str(config), "schedule", "key"]) == 0
     public = project.state_dir / "keys" / "scheduler.key.pub"
-    added = cli(config, "signers", "add", "scheduler", str(public), "--key",
-                str(key(project, "alice")))  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    reviewer = str(key(project, "alice"))
+    assert (
+        main(
+            [
+                "--config",
+                str(config),
+                "signers",
+                "add",
+                "scheduler",
+                str(public),
+                "--key",
+                reviewer,
+                "--as",
+                "alice",
+            ]
+        )
+        == 0
+    )
 
     done = cli(config, "retrain", "--quiet")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -72,8 +72,25 @@ def test_bad_cron_is_one_line_exit_2_and_writes_nothing(config, tmp_path, capsys
 
 def test_add_list_pause_resume_remove(config, store, capsys):
     args = ["--config", str(config), "schedule"]
-    assert main([*args, "add", "nightly", "--cron", "0 3 * * *", "--retries", "2",
-                 "--on-new-data", "-p", "n_estimators=50", "--as", "alice"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                *args,
+                "add",
+                "nightly",
+                "--cron",
+                "0 3 * * *",
+                "--retries",
+                "2",
+                "--on-new-data",
+                "-p",
+                "n_estimators=50",
+                "--as",
+                "alice",
+            ]
+        )
+        == 0
+    )
     added = store.get("nightly")
     assert (added.retries, added.on_new_data, added.created_by) == (2, True, "alice")
     assert added.parameters == {"n_estimators": 50}
@@ -132,8 +149,10 @@ def test_auto_promote_is_off_by_default_and_checked_before_training(tmp_path):
     assert auto_promotion(Project.load(write_project(tmp_path / "a"))) is None
 
     def policy(**approval: object) -> Project:
-        envs = [{"name": "staging", "kind": "staging"},
-                {"name": "production", "kind": "production", "approval": approval}]  # fmt: skip
+        envs = [
+            {"name": "staging", "kind": "staging"},
+            {"name": "production", "kind": "production", "approval": approval},
+        ]
         return Project.load(write_project(tmp_path / "b", environments=envs, state_dir="s"))
 
     with pytest.raises(ConfigError, match="auto_promote needs identity: ssh"):
@@ -159,8 +178,16 @@ def _validator() -> jsonschema.protocols.Validator:
 
 def test_cronjob_is_valid_against_the_kubernetes_schema_and_committed(config, store):
     project = Project.load(config)
-    schedule = store.add(Schedule("nightly", "0 3 * * *", retries=3, on_new_data=True,
-                                  parameters={"n_estimators": 50}, created_by="alice"))  # fmt: skip
+    schedule = store.add(
+        Schedule(
+            "nightly",
+            "0 3 * * *",
+            retries=3,
+            on_new_data=True,
+            parameters={"n_estimators": 50},
+            created_by="alice",
+        )
+    )
     text, sha = scaleout.commit_cronjob(project, schedule, actor="alice")
     doc = yaml.safe_load(text)
     _validator().validate(doc)
@@ -169,8 +196,16 @@ def test_cronjob_is_valid_against_the_kubernetes_schema_and_committed(config, st
     assert spec["jobTemplate"]["spec"]["backoffLimit"] == 3
     container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "mlops-kit:latest"
-    assert container["command"] == ["mlops-kit", "retrain", "--quiet", "--schedule", "nightly",
-                                    "--on-new-data", "-p", "n_estimators=50"]  # fmt: skip
+    assert container["command"] == [
+        "mlops-kit",
+        "retrain",
+        "--quiet",
+        "--schedule",
+        "nightly",
+        "--on-new-data",
+        "-p",
+        "n_estimators=50",
+    ]
     from mlops_kit.gitops.repository import GitOpsRepo
 
     repo = GitOpsRepo.from_settings(project.settings)
@@ -181,9 +216,17 @@ def test_cronjob_is_valid_against_the_kubernetes_schema_and_committed(config, st
 
 
 def test_the_schema_refuses_what_an_api_server_would():
-    bad = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"},
-           "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid", "bogus": 1,
-                    "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}  # fmt: skip
+    bad = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "x"},
+        "spec": {
+            "schedule": "* * * * *",
+            "concurrencyPolicy": "Forbid",
+            "bogus": 1,
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
+        },
+    }
     with pytest.raises(jsonschema.ValidationError, match="bogus"):
         _validator().validate(bad)
 
@@ -201,8 +244,45 @@ def test_github_workflow_runs_retrain_on_the_schedule(config, store, tmp_path):
     actionlint = shutil.which("actionlint", path=str(Path(sys.executable).parent))
     if actionlint is not None:
         shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or ""
-        done = subprocess.run([actionlint, "-no-color", f"-shellcheck={shellcheck}", str(path)],
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        done = subprocess.run(
+            [actionlint, "-no-color", f"-shellcheck={shellcheck}", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     with pytest.raises(InvalidCron):
         scaleout.render_workflow(project, store.add(Schedule("fast", "*/2 * * * * *")))
+
+
+@pytest.mark.slow
+def test_the_run_compiles_for_kubeflow_pipelines_v2(tmp_path, store):
+    from tests.support.kfp import kfp_python
+
+    envs = [{"name": "staging", "kind": "staging"},
+            {"name": "production", "kind": "production",
+             "approval": {"auto_promote": True}}]  # fmt: skip
+    config = write_project(tmp_path, state_dir=".mlops", environments=envs,
+                           schedule={"kfp_python": str(kfp_python())})  # fmt: skip
+    project = Project.load(config)
+    schedule = store.add(Schedule("nightly", "0 3 * * *", retries=2, created_by="alice"))
+    with pytest.raises(ConfigError, match="schedule.kfp_python .* does not exist"):
+        scaleout.compile_kfp(
+            Project.load(write_project(tmp_path / "b", schedule={"kfp_python": "nope"})),
+            schedule,
+            tmp_path / "x.yaml",
+        )
+    out = scaleout.compile_kfp(project, schedule, tmp_path / "build" / "pipeline.yaml")
+    ir = yaml.safe_load(out.read_text())
+    assert ir["pipelineInfo"]["name"] == "mlops-demo-retrain-nightly"
+    tasks = ir["root"]["dag"]["tasks"]
+    assert sorted(tasks) == ["auto-promote", "load-test-staging", "train-gate-stage"]
+    assert tasks["load-test-staging"]["dependentTasks"] == ["train-gate-stage"]
+    assert tasks["auto-promote"]["dependentTasks"] == ["load-test-staging"]
+    assert all(t["retryPolicy"]["maxRetryCount"] == 2 for t in tasks.values())
+    executors = ir["deploymentSpec"]["executors"]
+    first = executors["exec-train-gate-stage"]["container"]
+    assert first["image"] == "mlops-kit:latest"
+    assert first["command"] == ["mlops-kit"] and first["args"][-1] == "02"
+    promote = executors["exec-auto-promote"]["container"]
+    assert "approver=scheduler" in promote["args"]
