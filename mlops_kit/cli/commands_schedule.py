@@ -19,12 +19,13 @@ if TYPE_CHECKING:
 RETRAIN_EXAMPLE = "mlops-kit retrain -p n_estimators=200 --as alice"
 SCHEDULE_EXAMPLES = """\
 mlops-kit schedule add nightly --cron "0 3 * * *" --retries 2 --on-new-data --as alice
-mlops-kit schedule add demo --cron "*/30 * * * * *"     # 6 fields: seconds first
+mlops-kit schedule add demo --cron "*/30 * * * * *"
 mlops-kit schedule list
-mlops-kit schedule pause nightly; mlops-kit schedule resume nightly
+mlops-kit schedule pause nightly
+mlops-kit schedule resume nightly
 mlops-kit schedule runs nightly
-mlops-kit schedule key                       # the identity auto_promote signs with
-mlops-kit schedule cronjob nightly           # commit a Kubernetes CronJob to GitOps
+mlops-kit schedule key
+mlops-kit schedule cronjob nightly
 mlops-kit schedule workflow nightly --repo-dir ../my-model
 mlops-kit schedule kfp nightly -o build/retrain-pipeline.yaml
 mlops-kit schedule remove nightly
