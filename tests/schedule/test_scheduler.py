@@ -205,3 +205,26 @@ def test_auto_promote_rolls_out_on_the_schedules_signed_approval(tmp_path, stopp
     assert [ok for _, ok in promotions.verify_decisions(request)] == [True]
     production = Registry(project).by_alias("production")
     assert production is not None and production.version == "1"
+
+
+def test_missed_fire_times_run_once_at_start(tmp_path, stopped):
+    """``missed: run_once`` (the default): fire times missed while no scheduler ran make one
+    run, marked ``missed``; the next fire time is then in the future again."""
+    from datetime import UTC, timedelta
+
+    from mlops_kit.schedule.store import Schedule, stamp
+
+    config = project_file(tmp_path)
+    good = config.read_text()
+    project = Project.load(config)
+    store = ScheduleStore.of(project.state_dir)
+    store.add(Schedule("nightly", "0 3 * * *"))
+    past = stamp(datetime.now(UTC) - timedelta(days=3))
+    store.update("nightly", lambda s: Schedule(**{**s.__dict__, "next_run": past}))
+    # The attempt fails at once on a broken project file: what is tested is that it is made.
+    config.write_text(good.replace("n_estimators: 20", "n_estimators: 0"))
+    scheduler.Scheduler(project).tick()
+    (run,) = store.runs("nightly")
+    assert (run.trigger, run.status, len(run.attempts)) == ("missed", "failed", 1)
+    assert store.get("nightly").next_time() > datetime.now(UTC)
+    config.write_text(good)
