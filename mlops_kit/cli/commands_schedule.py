@@ -187,6 +187,10 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     proj = project(args)
     if args.action == "run":
+        import logging
+
+        # The process's log (scheduler.log when started in the background): each run, each wait.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         scheduler.Scheduler(proj).serve()
         return 0
     if args.action == "stop":

@@ -86,6 +86,12 @@ def data_fingerprint(project: Project, parameters: dict[str, Any] | None = None)
     return training.load_dataset(params.dataset, params.test_size, params.random_state).fingerprint
 
 
+def production_environment(project: Project) -> EnvironmentSettings | None:
+    """The production environment, None when the project has none (nothing to promote to)."""
+    found = [e for e in project.settings.environments if e.kind == "production"]
+    return found[0] if found else None
+
+
 def staged_fingerprint(project: Project) -> str | None:
     """The data fingerprint of the version staging serves (its lineage), None if none."""
     from mlops_kit.registry.client import Registry
@@ -106,10 +112,10 @@ def auto_promotion(project: Project) -> EnvironmentSettings | None:
     from mlops_kit.promote.signers import Signers
 
     settings = project.settings
-    production = settings.environment_of_kind("production")
-    policy = production.approval
-    if not policy.auto_promote:
+    production = production_environment(project)
+    if production is None or not production.approval.auto_promote:
         return None
+    policy = production.approval
     identity = settings.schedule.identity
     if policy.identity != "ssh":
         raise ConfigError(
@@ -185,8 +191,8 @@ def retrain(
     staged = registry.by_alias(staging)
     if staged is None:
         raise ConfigError(f"notebook {PIPELINE} ran but the {staging} alias is not set")
-    dest = settings.environment_of_kind("production").name
-    request_id = staged.lineage.get(f"promotion.{dest}", "")
+    dest = production_environment(project)
+    request_id = staged.lineage.get(f"promotion.{dest.name}", "") if dest is not None else ""
     promotions = Promotions(project)
     status = promotions.get(request_id).status if request_id else "none"
     detail = ""
@@ -207,7 +213,7 @@ def retrain(
             progress_bar=progress_bar,
         )
         status = promotions.get(request_id).status
-        detail = f"auto-promoted as {settings.schedule.identity}"
+        detail = f"approved as {settings.schedule.identity}, signed"
     return RetrainResult(
         "retrained",
         fingerprint,

@@ -168,9 +168,12 @@ KFP_INSTALL = "python -m venv ENV && ENV/bin/pip install 'kfp>=2.9,<3'"
 
 def kfp_spec(project: Project, schedule: Schedule) -> dict[str, Any]:
     """The steps of one run of ``schedule`` for :mod:`mlops_kit.schedule.kfp_pipeline`."""
+    from mlops_kit.schedule.retrain import production_environment
+
     settings = project.settings
     staging = settings.environment_of_kind("staging").name
-    auto = settings.environment_of_kind("production").approval.auto_promote
+    production = production_environment(project)
+    auto = production is not None and production.approval.auto_promote
     run = ["mlops-kit", "run", "--quiet"]
     load = [
         f"environment={staging}",

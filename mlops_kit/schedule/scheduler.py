@@ -41,6 +41,7 @@ from mlops_kit.errors import (
 from mlops_kit.process import (
     forget,
     locked,
+    log_size,
     log_tail,
     pid_alive,
     read_record,
@@ -111,6 +112,7 @@ def start(project: Project, *, timeout: float = START_TIMEOUT) -> SchedulerInfo:
     if running is not None:
         return running
     log = folder(project) / LOG_FILE
+    offset = log_size(log)
     config = str(project.settings.project_file)
     command = [sys.executable, "-m", "mlops_kit.cli", "--config", config, "scheduler", "run"]
     proc = spawn(command, log=log, what="the scheduler", cwd=project.settings.project_dir)
@@ -120,7 +122,9 @@ def start(project: Project, *, timeout: float = START_TIMEOUT) -> SchedulerInfo:
         return info is not None and info.pid == proc.pid
 
     try:
-        wait_ready(ready, pid=proc.pid, timeout=timeout, log=log, what="the scheduler")
+        wait_ready(
+            ready, pid=proc.pid, timeout=timeout, log=log, log_offset=offset, what="the scheduler"
+        )
     except (ProcessExited, WaitTimeout) as exc:
         stop_groups([proc.pid], grace=2.0)
         raise SchedulerError(f"the scheduler did not start: {exc}; log {log}") from None

@@ -28,16 +28,29 @@ pytestmark = pytest.mark.slow
 LENIENT_SLO = {"slo": {"p99_ms": 10_000, "max_error_rate": 0.5, "min_rps": 0.5}}
 
 
-def cli(config: Path, *args: str, actor: str = "alice") -> subprocess.CompletedProcess[str]:
-    """``mlops-kit`` as a user runs it, in its own process."""
-    env_actor = {"MLOPS_KIT_ACTOR": actor}
+def subprocess_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``mlops-kit`` as alice runs it, in a process of its own."""
     return subprocess.run(
         [sys.executable, "-m", "mlops_kit.cli", "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, **env_actor},
+        env={**os.environ, "MLOPS_KIT_ACTOR": "alice"},
     )
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """``mlops-kit`` as alice, in this process (the scheduler it starts is a process anyway)."""
+    monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
+
+    def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        code = main(["--config", str(config), *args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+    return run
 
 
 def project_file(
@@ -72,12 +85,11 @@ def stopped(tmp_path: Path):
     from mlops_kit.registry import server
     from mlops_kit.targets.local import stop_all
 
-    config = tmp_path / "mlops.yaml"
-    if config.exists():
-        project = Project.load(config)
-        scheduler.stop(project)
-        server.stop(project)
-    stop_all(tmp_path / ".mlops")
+    # A project file of the same state directory, whatever the test left of its own.
+    project = Project.load(write_project(tmp_path, state_dir=".mlops"))
+    scheduler.stop(project)
+    server.stop(project)
+    stop_all(project.state_dir)
 
 
 def test_a_seconds_cron_fires_retrains_onto_staging_then_skips_unchanged_data(tmp_path, stopped):
@@ -128,7 +140,7 @@ def test_a_seconds_cron_fires_retrains_onto_staging_then_skips_unchanged_data(tm
     assert "not running" in cli(config, "schedule", "list").stdout
 
 
-def test_a_failing_run_is_retried_exactly_retries_times_with_backoff(tmp_path, stopped):
+def test_a_failing_run_is_retried_exactly_retries_times_with_backoff(tmp_path, stopped, cli):
     config = project_file(tmp_path, schedule={"backoff_s": 0.5})
     good = config.read_text()
     assert (
@@ -193,9 +205,9 @@ def test_auto_promote_rolls_out_on_the_schedules_signed_approval(tmp_path, stopp
         == 0
     )
 
-    done = cli(config, "retrain", "--quiet")
+    done = subprocess_cli(config, "retrain", "--quiet")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "auto-promoted as scheduler" in done.stdout
+    assert "rolled_out (approved as scheduler, signed)" in done.stdout
     promotions = Promotions(project)
     (request,) = promotions.all()
     assert request.status == "rolled_out" and request.requested_by == "alice"
