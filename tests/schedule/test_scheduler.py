@@ -92,7 +92,9 @@ def stopped(tmp_path: Path):
     stop_all(project.state_dir)
 
 
-def test_a_seconds_cron_fires_retrains_onto_staging_then_skips_unchanged_data(tmp_path, stopped):
+def test_a_seconds_cron_fires_retrains_onto_staging_then_skips_unchanged_data(
+    tmp_path, stopped, cli
+):
     config = project_file(tmp_path)
     added = cli(
         config,
