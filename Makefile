@@ -43,7 +43,7 @@ seldon-env: $(VENV)/.installed-test
 #   kubernetes<31, so it never shares .venv; point schedule.kfp_python at .venv-kfp/bin/python)
 kfp-env: .venv-kfp/bin/python
 
-.venv-kfp/bin/python: | $(BIN)/python
+.venv-kfp/bin/python:
 	$(PYTHON) -m venv .venv-kfp
 	.venv-kfp/bin/python -m pip install --quiet 'kfp>=2.9,<3'
 
@@ -78,4 +78,4 @@ down: $(VENV)/.installed-demo
 ## clean: stop servers, remove state, reports and the virtual environment
 clean:
 	-test -x $(BIN)/mlops-kit && $(BIN)/mlops-kit down
-	rm -rf .mlops build $(VENV) .venv-seldon .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .mlops build $(VENV) .venv-seldon .venv-kfp .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,6 @@ remove, runs, key, and the scale-out forms) and ``scheduler`` (the background pr
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +47,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         progress_bar=not args.quiet,
     )
     if args.result:
-        summary = {**result.__dict__, "summary": result.summary()}
-        Path(args.result).write_text(json.dumps(summary, indent=2) + "\n")
+        from mlops_kit.process import write_json
+
+        write_json(Path(args.result), {**result.__dict__, "summary": result.summary()})
     print(result.summary())
     return 0
 

@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -311,15 +312,15 @@ class Scheduler:
 
         proc = child(pid)
         assert proc is not None
-        deadline = self.settings.run_timeout_s
-        waited = 0.0
+        deadline = time.monotonic() + self.settings.run_timeout_s
         while proc.poll() is None:
             if self.stopping.wait(0.2):
                 stop_groups([pid], grace=5.0, what="retrain")
                 return -1
-            waited += 0.2
-            if waited >= deadline:
-                logger.warning("retrain pid %d over %.0f s; stopping it", pid, deadline)
+            if time.monotonic() > deadline:
+                logger.warning(
+                    "retrain pid %d over %.0f s; stopping it", pid, self.settings.run_timeout_s
+                )
                 stop_groups([pid], grace=5.0, what="retrain")
                 return -1
         code = proc.returncode
