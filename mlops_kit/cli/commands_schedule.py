@@ -66,7 +66,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     elif args.name is None:
         raise ParameterError("name", f"{action} needs a schedule name")
     if action == "add":
-        return _add(args, store)
+        return _add(args, proj, store)
     if action == "list":
         return _list(proj, store)
     if action == "runs":
@@ -94,14 +94,16 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add(args: argparse.Namespace, store: ScheduleStore) -> int:
+def _add(args: argparse.Namespace, proj: Project, store: ScheduleStore) -> int:
     from mlops_kit.gitops.deploy import current_actor
+    from mlops_kit.schedule.retrain import check_parameters
     from mlops_kit.schedule.store import Schedule
 
     if args.cron is None:
         raise ParameterError("--cron", "schedule add needs --cron EXPRESSION")
     parameters = dict(parse_parameter(p) for p in args.parameter)
     preflight(parameters, args.config)
+    check_parameters(proj, parameters)
     added = store.add(
         Schedule(
             args.name,

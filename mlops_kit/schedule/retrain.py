@@ -76,6 +76,16 @@ def create_schedule_key(project: Project) -> Path:
     return signing.create_key(schedule_key(project), f"{identity} mlops-kit schedule")
 
 
+def check_parameters(project: Project, parameters: dict[str, Any]) -> None:
+    """ParameterError for a parameter no notebook of a run declares (before a schedule keeps
+    it and every run fails on it); training parameters are checked by the CLI's preflight."""
+    from mlops_kit.notebook.runner import notebooks_dir, resolve, split_parameters
+
+    if parameters:
+        folder = notebooks_dir(project.settings)
+        split_parameters(resolve([PIPELINE, LOAD_TEST], folder), parameters)
+
+
 def data_fingerprint(project: Project, parameters: dict[str, Any] | None = None) -> str:
     """The fingerprint of the data a run with ``parameters`` trains on (``Dataset.fingerprint``)."""
     from mlops_kit.settings import TrainingSettings

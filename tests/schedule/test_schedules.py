@@ -117,6 +117,7 @@ def test_add_list_pause_resume_remove(config, store, capsys):
 def test_bad_parameters_and_names_are_refused_before_anything_is_written(config, store):
     args = ["--config", str(config), "schedule", "add"]
     assert main([*args, "ok", "--cron", "0 3 * * *", "-p", "n_estimators=0"]) == 2
+    assert main([*args, "ok", "--cron", "0 3 * * *", "-p", "n_estimator=5"]) == 2
     assert main([*args, "Not_A_Name", "--cron", "0 3 * * *"]) == 2
     assert main([*args, "ok", "--cron", "0 3 * * *", "--retries", "-1"]) == 2
     assert store.all() == []
