@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from mlops_kit.schedule.store import Schedule
 
 SCHEDULES_DIR = "schedules"
+KEY_DIR = "/var/run/mlops-kit"
+KEY_PATH = f"{KEY_DIR}/schedule-key"
+KEY_SECRET = "mlops-kit-schedule-key"  # noqa: S105 - the Secret's name, not a secret
+"""The Secret holding the schedule identity's private key (key ``schedule-key``), mounted
+read-only where auto-promoting runs sign with it."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mlops-kit"}
 
 
@@ -47,6 +52,7 @@ def cronjob_path(schedule: Schedule) -> str:
 
 def render_cronjob(project: Project, schedule: Schedule) -> dict[str, Any]:
     """The batch/v1 CronJob of ``schedule``, in the staging environment's namespace."""
+    from mlops_kit.schedule.retrain import production_environment
     from mlops_kit.targets.kubernetes.endpoints import namespace_for
 
     settings = project.settings
@@ -65,31 +71,33 @@ def render_cronjob(project: Project, schedule: Schedule) -> dict[str, Any]:
         # Kubernetes starts a missed Job only within this deadline; without one it runs
         # once for missed fire times, as ``run_once`` does.
         spec["startingDeadlineSeconds"] = max(10, int(settings.schedule.misfire_grace_s))
+    container: dict[str, Any] = {
+        "name": "retrain",
+        "image": settings.schedule.image,
+        "command": retrain_args(schedule),
+        "env": [
+            {"name": "MLOPS_KIT_ACTOR", "value": schedule.created_by},
+            {"name": "MLOPS_KIT_SCHEDULE__IDENTITY", "value": settings.schedule.identity},
+        ],
+    }
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    production = production_environment(project)
+    if production is not None and production.approval.auto_promote:
+        # The schedule signs its approval with its own key, from a Secret (never in git).
+        container["env"].append({"name": "MLOPS_KIT_SCHEDULE__SIGNING_KEY", "value": KEY_PATH})
+        container["volumeMounts"] = [
+            {"name": "schedule-key", "mountPath": KEY_DIR, "readOnly": True}
+        ]
+        pod["volumes"] = [
+            {"name": "schedule-key",
+             "secret": {"secretName": KEY_SECRET, "defaultMode": 0o400}}
+        ]  # fmt: skip
     spec["jobTemplate"] = {
         "metadata": {"labels": labels},
         "spec": {
             "backoffLimit": schedule.retries,
             "activeDeadlineSeconds": timeout * (schedule.retries + 1),
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "retrain",
-                            "image": settings.schedule.image,
-                            "command": retrain_args(schedule),
-                            "env": [
-                                {"name": "MLOPS_KIT_ACTOR", "value": schedule.created_by},
-                                {
-                                    "name": "MLOPS_KIT_SCHEDULE__IDENTITY",
-                                    "value": settings.schedule.identity,
-                                },
-                            ],
-                        }
-                    ],
-                },
-            },
+            "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
     return {
@@ -199,7 +207,7 @@ def kfp_spec(project: Project, schedule: Schedule) -> dict[str, Any]:
             {
                 "name": "auto-promote",
                 "command": [*run, *(a for p in approve for a in ("-p", p)), "03"],
-                "env": {"MLOPS_KIT_SIGNING_KEY": "/var/run/mlops-kit/schedule-key"},
+                "env": {"MLOPS_KIT_SIGNING_KEY": KEY_PATH},
             }
         )
     for step in steps:

@@ -260,11 +260,13 @@ def test_github_workflow_runs_retrain_on_the_schedule(config, store, tmp_path):
 def test_the_run_compiles_for_kubeflow_pipelines_v2(tmp_path, store):
     from tests.support.kfp import kfp_python
 
-    envs = [{"name": "staging", "kind": "staging"},
-            {"name": "production", "kind": "production",
-             "approval": {"auto_promote": True}}]  # fmt: skip
-    config = write_project(tmp_path, state_dir=".mlops", environments=envs,
-                           schedule={"kfp_python": str(kfp_python())})  # fmt: skip
+    envs = [
+        {"name": "staging", "kind": "staging"},
+        {"name": "production", "kind": "production", "approval": {"auto_promote": True}},
+    ]
+    config = write_project(
+        tmp_path, state_dir=".mlops", environments=envs, schedule={"kfp_python": str(kfp_python())}
+    )
     project = Project.load(config)
     schedule = store.add(Schedule("nightly", "0 3 * * *", retries=2, created_by="alice"))
     with pytest.raises(ConfigError, match="schedule.kfp_python .* does not exist"):
@@ -287,3 +289,20 @@ def test_the_run_compiles_for_kubeflow_pipelines_v2(tmp_path, store):
     assert first["command"] == ["mlops-kit"] and first["args"][-1] == "02"
     promote = executors["exec-auto-promote"]["container"]
     assert "approver=scheduler" in promote["args"]
+
+
+def test_an_auto_promoting_cronjob_mounts_the_schedule_key_from_a_secret(tmp_path, store):
+    envs = [
+        {"name": "staging", "kind": "staging"},
+        {"name": "production", "kind": "production", "approval": {"auto_promote": True}},
+    ]
+    project = Project.load(write_project(tmp_path, state_dir=".mlops", environments=envs))
+    doc = scaleout.render_cronjob(project, store.add(Schedule("nightly", "0 3 * * *")))
+    _validator().validate(doc)
+    pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"name": "MLOPS_KIT_SCHEDULE__SIGNING_KEY", "value": scaleout.KEY_PATH} in container[
+        "env"
+    ]
+    assert pod["volumes"][0]["secret"]["secretName"] == scaleout.KEY_SECRET
+    assert container["volumeMounts"][0]["readOnly"] is True
