@@ -242,3 +242,21 @@ def test_missed_fire_times_run_once_at_start(tmp_path, stopped):
     assert (run.trigger, run.status, len(run.attempts)) == ("missed", "failed", 1)
     assert store.get("nightly").next_time() > datetime.now(UTC)
     config.write_text(good)
+
+
+def test_down_stops_the_run_under_way_and_records_it_interrupted(tmp_path, stopped, cli):
+    config = project_file(tmp_path)
+    assert cli(config, "schedule", "add", "busy", "--cron", "* * * * * *").returncode == 0
+    assert cli(config, "scheduler").returncode == 0
+    project = Project.load(config)
+    info = wait_until(
+        lambda: (found := scheduler.status(project)) and found.child_pgid and found,
+        timeout=30,
+        what="an attempt under way",
+    )
+    assert pid_alive(info.child_pgid)
+    down = cli(config, "down")
+    assert down.returncode == 0 and "scheduler" in down.stdout
+    assert not pid_alive(info.child_pgid) and not pid_alive(info.pid)
+    (run,) = ScheduleStore.of(project.state_dir).runs("busy")
+    assert run.status == "interrupted" and run.attempts[0].exit_code == -1
