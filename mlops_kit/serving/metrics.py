@@ -50,7 +50,19 @@ INFERENCE_SECONDS = Histogram(
 per version (MLServer's own histogram has no version label)."""
 
 
+OUTCOMES = ("ok", "invalid", "error")
+_seen: set[tuple[str, str]] = set()
+
+
 def observe(model: str, version: str, outcome: str, seconds: float) -> None:
-    """Count one answered request of ``model`` ``version`` and how long it took."""
+    """Count one answered request of ``model`` ``version`` and how long it took.
+
+    A version's first request creates its series for every outcome, at 0: ``rate()`` cannot
+    count what a series held at its first sample, so a first error would go unseen.
+    """
+    if (model, version) not in _seen:
+        _seen.add((model, version))
+        for each in OUTCOMES:
+            INFERENCES.labels(model=model, version=version, outcome=each)
     INFERENCES.labels(model=model, version=version, outcome=outcome).inc()
     INFERENCE_SECONDS.labels(model=model, version=version).observe(seconds)
