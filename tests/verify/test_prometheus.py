@@ -245,3 +245,28 @@ def test_the_cli_starts_reports_and_down_stops_it(tmp_path, capsys):
     assert "Prometheus" in capsys.readouterr().out
     assert main(["monitor", *args, "--status"]) == 1
     assert "not running" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_notebook_04_shows_what_prometheus_recorded(monitored, tmp_path, monkeypatch):
+    import nbformat
+
+    from mlops_kit.notebook import runner
+    from tests.support import NOTEBOOKS
+
+    project, monitor, _, _, _ = monitored
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(project.settings.project_file))
+    monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(project.state_dir))
+    params = {"users": 2, "spawn_rate": 4, "duration_s": 2}
+    runner.run_notebooks([str(NOTEBOOKS / "04_load_test.ipynb")], params,
+                         output_dir=tmp_path / "build", progress_bar=False)  # fmt: skip
+    executed = nbformat.read(tmp_path / "build" / "04_load_test.ipynb", as_version=4)
+    shown = [
+        o["data"]["text/html"]
+        for c in executed.cells
+        if c.cell_type == "code" and "live_dashboard" in c.source
+        for o in c.outputs
+        if "text/html" in o.get("data", {})
+    ]
+    total = sum(len(monitoring.queries(f)) for f in monitoring.LOCAL_FLAVOURS)
+    assert shown and f"{total} of {total} dashboard queries answered by {monitor.url}" in shown[0]
