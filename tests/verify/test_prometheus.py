@@ -56,6 +56,16 @@ def test_without_prometheus_it_says_how_to_get_it_and_scrapes_directly(tmp_path,
     assert board.source is None and "apt-get install prometheus" in board.summary()
 
 
+def test_a_cluster_environment_needs_the_clusters_prometheus(tmp_path):
+    envs = [
+        {"name": "staging", "kind": "staging", "target": "kubernetes"},
+        {"name": "production", "kind": "production", "target": "kubernetes"},
+    ]
+    project = Project.load(write_project(tmp_path / "p", environments=envs))
+    with pytest.raises(ConfigError, match="set monitor.prometheus_url"):
+        analysis.metrics_source(project, "staging")
+
+
 def test_no_record_no_target(tmp_path):
     root = tmp_path / "serving"
     (root / "staging" / "wine").mkdir(parents=True)

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlops_kit.errors import MetricsUnavailable, PrometheusMissing
+from mlops_kit.errors import ConfigError, MetricsUnavailable, PrometheusMissing
 from mlops_kit.verify.monitoring.metrics import Flavour
 from mlops_kit.verify.monitoring.queries import (
     ERRORS_BY_VERSION,
@@ -202,8 +202,9 @@ def metrics_source(project: Project, environment: str) -> MetricsSource:
     """Where the canary analysis of ``environment`` reads its figures from.
 
     ``monitor.prometheus_url`` when set (a cluster's Prometheus; Seldon v1 metrics on a
-    Kubernetes environment), else the running local Prometheus, else the endpoint's
-    ``/metrics`` read directly — logging how to get Prometheus when it is not installed.
+    Kubernetes environment), else, for a local environment, the running local Prometheus, else
+    the endpoint's ``/metrics`` read directly — logging how to get Prometheus when it is not
+    installed. ConfigError for another target without ``monitor.prometheus_url``.
     """
     from mlops_kit.verify.monitoring import prometheus
     from mlops_kit.verify.monitoring.promql import PrometheusClient
@@ -222,6 +223,12 @@ def metrics_source(project: Project, environment: str) -> MetricsSource:
                 namespace_of=lambda name: namespace_for(settings, settings.environment(name)),
             )
         return PrometheusMetrics(PrometheusClient(url), model=project.model_name)
+    if env.target != "local":
+        raise ConfigError(
+            f"environment {environment!r} runs on the {env.target} target, whose metrics this "
+            "machine's Prometheus does not scrape: set monitor.prometheus_url "
+            "(MLOPS_KIT_MONITOR__PROMETHEUS_URL) to the Prometheus that does"
+        )
     running = prometheus.status(project)
     if running is not None:
         return PrometheusMetrics(PrometheusClient(running.url), model=project.model_name)
