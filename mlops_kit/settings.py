@@ -48,6 +48,7 @@ from mlops_kit.settings_base import Section as _Section
 from mlops_kit.settings_loadtest import LoadTestSettings
 from mlops_kit.settings_monitor import MonitorSettings
 from mlops_kit.settings_sagemaker import SageMakerSettings
+from mlops_kit.settings_schedule import ScheduleSettings
 
 ENV_PREFIX = "MLOPS_KIT_"
 DEFAULT_CONFIG = PROJECT_FILE
@@ -79,6 +80,9 @@ class ApprovalPolicy(_Section):
     ci_identity_variable: str = Field(default="GITHUB_ACTOR", pattern=r"^[A-Z_][A-Z0-9_]*$")
     """Environment variable the CI platform sets to the person who triggered the job
     (``GITHUB_ACTOR``, ``GITLAB_USER_LOGIN``, ``BUILD_USER_ID``), for ``identity: ci``."""
+    auto_promote: bool = False
+    """Let a scheduled run approve its own candidate as ``schedule.identity``: signed with the
+    schedule's key, under every other rule here (``approvers``, ``min_approvals``, gates)."""
 
 
 class EnvironmentSettings(_Section):
@@ -264,6 +268,8 @@ class Settings(BaseSettings):
     """The Kubernetes target's cluster and ingress."""
     sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
     """The SageMaker target's region, role, image, bucket and endpoints."""
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    """Scheduled retrain-and-redeploy: identity, missed runs, retries (docs/schedules.md)."""
 
     @field_validator("environments")
     @classmethod

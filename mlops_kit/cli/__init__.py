@@ -17,6 +17,7 @@ from mlops_kit.cli import (
     commands_pipeline,
     commands_project,
     commands_promote,
+    commands_schedule,
     commands_signers,
     commands_tools,
 )
@@ -27,6 +28,7 @@ GROUPS = (
     commands_pipeline,
     commands_deploy,
     commands_promote,
+    commands_schedule,
     commands_signers,
     commands_tools,
     commands_monitor,
