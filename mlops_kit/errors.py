@@ -224,6 +224,32 @@ class MetricsUnavailable(ToolkitError):
         self.reason = reason
 
 
+class PrometheusMissing(ConfigError):
+    """The Prometheus program is not installed; the message says how to get it."""
+
+    def __init__(self, binary: str) -> None:
+        super().__init__(
+            f"Prometheus ({binary!r}) is not installed; install it with: apt-get install "
+            "prometheus (Debian/Ubuntu), or set monitor.binary to its path. Without it the "
+            "toolkit reads the endpoints' /metrics directly"
+        )
+        self.binary = binary
+
+
+class MonitorError(ToolkitError):
+    """The local Prometheus could not be started, reached or stopped."""
+
+
+class QueryFailed(MetricsUnavailable):
+    """A PromQL query was refused or could not be answered by the Prometheus HTTP API."""
+
+    def __init__(self, url: str, expr: str, reason: str) -> None:
+        ToolkitError.__init__(self, f"Prometheus at {url} could not answer {expr!r}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.expr = expr
+
+
 class LoadTestError(ToolkitError):
     """A load test could not run or did not finish: no figures to judge."""
 

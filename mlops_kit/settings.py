@@ -46,6 +46,7 @@ from mlops_kit.display import fields
 from mlops_kit.errors import ConfigError
 from mlops_kit.settings_base import Section as _Section
 from mlops_kit.settings_loadtest import LoadTestSettings
+from mlops_kit.settings_monitor import MonitorSettings
 from mlops_kit.settings_sagemaker import SageMakerSettings
 from mlops_kit.settings_schedule import ScheduleSettings
 from mlops_kit.settings_training import DATASETS as DATASETS  # re-exported
@@ -234,6 +235,8 @@ class Settings(BaseSettings):
     """GitOps repository location."""
     load_test: LoadTestSettings = Field(default_factory=LoadTestSettings)
     """Load-test bounds and service-level objectives."""
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    """The metrics store: the local Prometheus (``mlops-kit monitor``) or a cluster's."""
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     """The Kubernetes target's cluster and ingress."""
     sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from mlops_kit.cli import (
     commands_deploy,
+    commands_monitor,
     commands_pipeline,
     commands_project,
     commands_promote,
@@ -30,6 +31,7 @@ GROUPS = (
     commands_schedule,
     commands_signers,
     commands_tools,
+    commands_monitor,
 )
 CONFIG_HELP = "project file (default: $MLOPS_KIT_CONFIG, else the nearest mlops.yaml upwards)"
 
