@@ -46,6 +46,7 @@ from mlops_kit.display import fields
 from mlops_kit.errors import ConfigError
 from mlops_kit.settings_base import Section as _Section
 from mlops_kit.settings_loadtest import LoadTestSettings
+from mlops_kit.settings_pipeline import PipelineSettings
 from mlops_kit.settings_sagemaker import SageMakerSettings
 
 ENV_PREFIX = "MLOPS_KIT_"
@@ -261,6 +262,8 @@ class Settings(BaseSettings):
     """The Kubernetes target's cluster and ingress."""
     sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
     """The SageMaker target's region, role, image, bucket and endpoints."""
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    """The training pipeline's steps, retries, cache, data expectations and data volume."""
 
     @field_validator("environments")
     @classmethod
