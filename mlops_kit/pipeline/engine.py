@@ -85,6 +85,9 @@ class StepContext:
     attempt: int
     """1 on the first attempt, 2 on the first retry, …"""
     run_id: str
+    store: ContentStore
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    """sha256 of every output given so far in the run, by name."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """What the caller hands every step (the project, for the built-in steps)."""
 
@@ -203,7 +206,10 @@ def _run_step(
     attempts = 0
     while True:
         attempts += 1
-        context = StepContext(step.name, step.params, attempts, record.run_id, extra or {})
+        digests = _digests(artifacts)
+        context = StepContext(
+            step.name, step.params, attempts, record.run_id, store, digests, extra or {}
+        )
         try:
             values = step.func(context, **{n: a.value for n, a in inputs.items()})
             outputs = _store_outputs(step, values, store)
