@@ -377,6 +377,30 @@ class RegistryUnreachable(RegistryError):
         self.reason = reason
 
 
+# --- your own code and data
+
+
+class DataError(ConfigError):
+    """The training data cannot be read or does not fit what the project declares (a missing
+    column, a label of another task); the message names the file or column."""
+
+
+class EntrypointError(ToolkitError):
+    """A training entrypoint raised or returned what the toolkit cannot register; the message
+    names the entrypoint (``package.module:function``) and what was wrong."""
+
+    def __init__(self, entrypoint: str, problem: str) -> None:
+        super().__init__(f"training entrypoint {entrypoint!r} {problem}")
+        self.entrypoint = entrypoint
+        self.problem = problem
+
+
+class EntrypointNotFound(EntrypointError, ConfigError):
+    """A training entrypoint cannot be imported or is not a function (exit code 2)."""
+
+    exit_code = 2
+
+
 # --- pipelines and snapshots
 
 
