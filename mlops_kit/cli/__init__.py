@@ -17,6 +17,7 @@ from mlops_kit.cli import (
     commands_project,
     commands_promote,
     commands_signers,
+    commands_snapshots,
     commands_tools,
 )
 from mlops_kit.cli._common import PROG, Handler, run, subcommands
@@ -24,6 +25,7 @@ from mlops_kit.cli._common import PROG, Handler, run, subcommands
 GROUPS = (
     commands_project,
     commands_pipeline,
+    commands_snapshots,
     commands_deploy,
     commands_promote,
     commands_signers,

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_kit import display
 from mlops_kit.errors import ConfigError, StepFailed, ToolkitError
 from mlops_kit.pipeline.records import RunRecord, StepRecord
 from mlops_kit.pipeline.store import ContentStore
@@ -117,11 +118,17 @@ class Artifact:
 
 
 @dataclass
-class PipelineRun:
-    """What a run produced: its record and every output by name."""
+class PipelineRun(display.Rich):
+    """What a run produced: its record and every output by name; shows as its record."""
 
     record: RunRecord
     artifacts: dict[str, Artifact]
+
+    def _repr_html_(self) -> str:
+        return self.record._repr_html_()
+
+    def _figure_(self) -> display.Figure:
+        return self.record._figure_()
 
     def output(self, name: str) -> Any:
         """The value of the output ``name`` (the last step that gave it)."""
