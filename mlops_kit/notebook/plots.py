@@ -114,7 +114,11 @@ def metric_comparison(request: PromotionRequest) -> Figure:
     if cur:
         ax.bar(x + 0.2, [cur.get(n, 0) for n in names], 0.4, label=f"current v{request.current}")
     ax.set_xticks(x, names, rotation=15)
-    ax.set_ylim(max(0.0, min([*cand.values(), *cur.values(), 1.0]) - 0.1), 1.0)
+    shown = [*cand.values(), *cur.values()]
+    if all(0.0 <= v <= 1.0 for v in shown):  # scores: zoom in below 1
+        ax.set_ylim(max(0.0, min([*shown, 1.0]) - 0.1), 1.0)
+    else:  # errors in the target's units (rmse, mae) beside scores
+        ax.set_ylim(min([*shown, 0.0]) * 1.1, max([*shown, 1.0]) * 1.1)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"{request.from_env} candidate vs {request.to_env}")
     fig.tight_layout()

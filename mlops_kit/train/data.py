@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,15 +133,34 @@ def load_dataset(name: str, test_size: float = 0.25, random_state: int = 42) -> 
     )
 
 
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a data source: where it is, its format and how to read its bytes."""
+
+    uri: str
+    """A local path or an ``s3://`` URI."""
+    format: str
+    """``csv`` or ``parquet``, from the suffix."""
+    read: Callable[[], bytes]
+    """Its bytes, as stored (OSError when they cannot be read)."""
+
+
+def source_files(path: str) -> list[SourceFile]:
+    """The files a data path names: the file itself, or every ``.csv``/``.parquet`` file under
+    a directory or ``s3://`` prefix, in name order (names starting with ``.`` or ``_`` skipped).
+    DataError when there is none."""
+    return _s3_files(path) if urlparse(path).scheme == "s3" else _local_files(Path(path))
+
+
 def read_table(source: DataSettings) -> pd.DataFrame:
     """Every CSV or Parquet file ``source.path`` names (a file, or a directory read in name
     order) as one table. Files of a directory must have the same columns."""
     import pandas as pd
 
     path = source.path
-    files = _s3_files(path) if urlparse(path).scheme == "s3" else _local_files(Path(path))
+    files = source_files(path)
     frames: list[pd.DataFrame] = []
-    for name, fmt, read in files:
+    for name, fmt, read in ((f.uri, f.format, f.read) for f in files):
         fmt = source.format or fmt
         try:
             raw = read()
@@ -151,7 +171,7 @@ def read_table(source: DataSettings) -> pd.DataFrame:
             raise DataError(f"cannot read {name} as {fmt}: {exc}") from None
         if frames and list(frame.columns) != list(frames[0].columns):
             raise DataError(
-                f"{name} has columns {list(frame.columns)}, {files[0][0]} has "
+                f"{name} has columns {list(frame.columns)}, {files[0].uri} has "
                 f"{list(frames[0].columns)}: every file of a directory has the same columns"
             )
         frames.append(frame)
@@ -282,12 +302,9 @@ def fingerprint(X: pd.DataFrame, y: pd.Series) -> str:
     return digest.hexdigest()
 
 
-_Reader = tuple[str, str, Any]  # (name shown, format by suffix, () -> bytes)
-
-
-def _local_files(path: Path) -> list[_Reader]:
+def _local_files(path: Path) -> list[SourceFile]:
     if path.is_file():
-        return [(str(path), SUFFIXES.get(path.suffix.lower(), "csv"), path.read_bytes)]
+        return [SourceFile(str(path), SUFFIXES.get(path.suffix.lower(), "csv"), path.read_bytes)]
     if not path.is_dir():
         raise DataError(f"training.data.path: {path} does not exist")
     files = sorted(
@@ -297,10 +314,10 @@ def _local_files(path: Path) -> list[_Reader]:
     )
     if not files:
         raise DataError(f"training.data.path: {path} holds no .csv or .parquet file")
-    return [(str(p), SUFFIXES[p.suffix.lower()], p.read_bytes) for p in files]
+    return [SourceFile(str(p), SUFFIXES[p.suffix.lower()], p.read_bytes) for p in files]
 
 
-def _s3_files(uri: str) -> list[_Reader]:
+def _s3_files(uri: str) -> list[SourceFile]:
     """The objects ``uri`` names: one key, or every .csv/.parquet key under a prefix."""
     try:
         import boto3
@@ -311,7 +328,7 @@ def _s3_files(uri: str) -> list[_Reader]:
     bucket, key = parsed.netloc, parsed.path.lstrip("/")
     s3 = boto3.client("s3")
 
-    def reader(name: str) -> Any:
+    def reader(name: str) -> Callable[[], bytes]:
         def read() -> bytes:
             try:
                 return bytes(s3.get_object(Bucket=bucket, Key=name)["Body"].read())
@@ -321,7 +338,7 @@ def _s3_files(uri: str) -> list[_Reader]:
         return read
 
     if Path(key).suffix.lower() in SUFFIXES:
-        return [(uri, SUFFIXES[Path(key).suffix.lower()], reader(key))]
+        return [SourceFile(uri, SUFFIXES[Path(key).suffix.lower()], reader(key))]
     prefix = key.rstrip("/") + "/" if key else ""
     try:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -335,7 +352,9 @@ def _s3_files(uri: str) -> list[_Reader]:
     ]
     if not keys:
         raise DataError(f"training.data.path: {uri} holds no .csv or .parquet object")
-    return [(f"s3://{bucket}/{k}", SUFFIXES[Path(k).suffix.lower()], reader(k)) for k in keys]
+    return [
+        SourceFile(f"s3://{bucket}/{k}", SUFFIXES[Path(k).suffix.lower()], reader(k)) for k in keys
+    ]
 
 
 def _source_name(path: str) -> str:
@@ -347,6 +366,7 @@ def _source_name(path: str) -> str:
 
 __all__ = [
     "Dataset",
+    "SourceFile",
     "check_task",
     "fingerprint",
     "infer_task",
@@ -354,5 +374,6 @@ __all__ = [
     "load_dataset",
     "prepare",
     "read_table",
+    "source_files",
     "split",
 ]

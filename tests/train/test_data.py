@@ -43,6 +43,12 @@ def test_a_parquet_file_and_a_directory_of_parts_give_the_same_rows(tmp_path, di
     split = training_data.read_table(DataSettings(path=str(parts)))
     assert split.equals(whole)
     assert training_data.load_data(settings_for(parts)).name == "parts"
+    files = training_data.source_files(str(parts))
+    assert [(f.uri, f.format) for f in files] == [
+        (str(parts / "part-0.parquet"), "parquet"),
+        (str(parts / "part-1.parquet"), "parquet"),
+    ]
+    assert files[1].read() == (parts / "part-1.parquet").read_bytes()
 
 
 def test_files_of_a_directory_must_share_their_columns(tmp_path, diabetes_frame):

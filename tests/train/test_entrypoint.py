@@ -176,3 +176,25 @@ def test_lower_is_better_rules():
     assert gates.decide(GateSettings(metric="r2", direction="lower", threshold=0.5), ("2", 0.4),
                         None).passed  # fmt: skip
     assert not gates.decide(rmse, ("2", float("nan")), None).passed
+
+
+def test_parameters_merge_over_the_configured_ones():
+    from mlops_kit.errors import ParameterError
+    from mlops_kit.settings_training import DataSettings, TrainingSettings
+
+    configured = TrainingSettings(
+        data=DataSettings(path="/data/d.csv"), entrypoint="m:train", params={"alpha": 1, "k": 2}
+    )
+    merged = training_params(configured, params="{alpha: 0.5}")
+    assert merged.params == {"alpha": 0.5, "k": 2}
+    assert merged.entrypoint_params() == {"random_state": 42, "alpha": 0.5, "k": 2}
+    assert training_params(configured, params={"k": 3}).params == {"alpha": 1, "k": 3}
+    assert training_params(configured).data.path == "/data/d.csv"
+    assert training_params(configured, dataset="iris").data is None  # a bundled set instead
+    builtin = training_params(n_estimators=7).entrypoint_params()
+    assert builtin == {"random_state": 42, "model_type": "random_forest", "n_estimators": 7,
+                       "max_depth": None}  # fmt: skip
+    with pytest.raises(ParameterError, match="'params': must be a mapping"):
+        training_params(configured, params="[1, 2]")
+    with pytest.raises(ParameterError, match="'entrypoint'"):
+        training_params(entrypoint="not an entrypoint")
