@@ -44,15 +44,14 @@ def source_files(data: DataSettings) -> list[tuple[str, bytes]]:
     """``(name, bytes)`` of every file ``data.path`` names, the names relative to it."""
     from mlops_kit.train import data as training_data
 
-    path = data.path
-    remote = urlparse(path).scheme == "s3"
-    # The readers of the data module, so exactly the files it reads are snapshotted.
-    readers = training_data._s3_files(path) if remote else training_data._local_files(Path(path))
-    base = path.rstrip("/")
+    base = data.path.rstrip("/")
     files = []
-    for name, _fmt, read in readers:
-        relative = name[len(base) :].lstrip("/") if name != base else Path(urlparse(name).path).name
-        files.append((relative, read()))
+    for found in training_data.source_files(data.path):
+        if found.uri == base:  # the path names one file
+            relative = Path(urlparse(found.uri).path).name
+        else:
+            relative = found.uri[len(base) :].lstrip("/")
+        files.append((relative, found.read()))
     return files
 
 
