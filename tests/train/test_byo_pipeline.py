@@ -93,3 +93,36 @@ def test_own_csv_and_ridge_entrypoint_run_through_01_02(tmp_path):
         assert loaded.result.failures == 0
     finally:
         stop_all(root / ".mlops")
+
+
+@pytest.mark.slow
+def test_a_failing_entrypoint_stops_run_02_with_one_line_naming_it(tmp_path):
+    from mlops_kit.project import Project
+    from mlops_kit.targets.local import stop_all
+
+    root = tmp_path / "team-model"
+    root.mkdir()
+    (root / "my_model.py").write_text("def train(data, params):\n    return 'a model'\n")
+    write_project(
+        root,
+        model_name="wine-model",
+        state_dir=".mlops",
+        training={"entrypoint": "my_model:train"},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_KIT_")}
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "mlops_kit.cli", "run", "02", "--quiet"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        stop_all(root / ".mlops")
+    assert run.returncode == 1, run.stderr[-2000:]
+    line = run.stderr.strip().splitlines()[-1]
+    assert "EntrypointError: training entrypoint 'my_model:train' returned a str" in line
+    project = Project.load(root / "mlops.yaml")
+    assert project.client.search_model_versions("name='wine-model'") == []

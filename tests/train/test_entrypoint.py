@@ -198,3 +198,66 @@ def test_parameters_merge_over_the_configured_ones():
         training_params(configured, params="[1, 2]")
     with pytest.raises(ParameterError, match="'entrypoint'"):
         training_params(entrypoint="not an entrypoint")
+
+
+def test_a_pipeline_with_the_teams_own_transformer_loads_where_their_code_is_not_installed(
+    tmp_path, user_code, project, diabetes
+):
+    import mlflow.pyfunc
+
+    user_code(
+        "team_features",
+        """
+        from sklearn.base import BaseEstimator, TransformerMixin
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+
+        class Squares(TransformerMixin, BaseEstimator):
+            def fit(self, X, y=None):
+                return self
+
+            def transform(self, X):
+                return X.assign(**{f"{c}_sq": X[c] ** 2 for c in X.columns})
+
+        def train(data, params):
+            return make_pipeline(Squares(), Ridge()).fit(data.X_train, data.y_train)
+        """,
+    )
+    project.settings.gates = GateSettings(metric="r2", threshold=0.3)
+    settings = training_params(dataset="diabetes", entrypoint="team_features:train")
+    result = train_and_register(project, diabetes, settings)
+    expected = mlflow.pyfunc.load_model(result.model_uri).predict(diabetes.X_test)
+    sys.modules.pop("team_features")
+    sys.path.remove(str(tmp_path))
+    reloaded = mlflow.pyfunc.load_model(f"models:/{project.model_name}/{result.version}")
+    assert reloaded.predict(diabetes.X_test).tolist() == expected.tolist()
+    assert gates.evaluate_gate(project, result.version, diabetes).passed
+
+
+def test_a_lightgbm_model_is_logged_with_its_own_flavour(tmp_path, user_code, project, diabetes):
+    pytest.importorskip("lightgbm")
+    from mlflow.models import Model
+
+    from mlops_kit.registry.client import Registry
+
+    user_code(
+        "boosted",
+        """
+        import lightgbm
+
+        def train(data, params):
+            model = lightgbm.LGBMRegressor(n_estimators=20, verbose=-1, random_state=1)
+            return model.fit(data.X_train, data.y_train)
+        """,
+    )
+    project.settings.gates = GateSettings(metric="mae", threshold=80.0)
+    settings = training_params(dataset="diabetes", entrypoint="boosted:train")
+    result = train_and_register(project, diabetes, settings)
+    registry = Registry(project)
+    assert "lightgbm" in Model.load(str(registry.local_path(result.version) / "MLmodel")).flavors
+    served = registry.load_model(result.version).predict(diabetes.X_test)
+    assert served.tolist() == pytest.approx(
+        entrypoint.run("boosted:train", diabetes, {}, tmp_path).predict(diabetes.X_test).tolist()
+    )
+    verdict = gates.evaluate_gate(project, result.version, diabetes)
+    assert verdict.passed and verdict.challenger_value == pytest.approx(result.metrics["mae"])
