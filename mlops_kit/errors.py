@@ -419,6 +419,10 @@ class StepFailed(ToolkitError):
         self.reason = reason
 
 
+class StepMisconfigured(StepFailed, ConfigError):
+    """A pipeline step stopped on a configuration or data error: never retried, exit code 2."""
+
+
 class DataValidationFailed(ToolkitError):
     """The data broke an expectation of the ``validate`` step; the message names the column."""
 

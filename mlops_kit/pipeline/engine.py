@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_kit import display
-from mlops_kit.errors import ConfigError, StepFailed, ToolkitError
+from mlops_kit.errors import ConfigError, StepFailed, StepMisconfigured, ToolkitError
 from mlops_kit.pipeline.records import RunRecord, StepRecord
 from mlops_kit.pipeline.store import ContentStore
 
@@ -226,10 +226,9 @@ def _run_step(
             if final:
                 elapsed = time.monotonic() - started
                 record.add(StepRecord(step.name, "failed", elapsed, attempts, key, {}, _why(exc)))
-                failure = StepFailed(step.name, attempts, _why(exc))
-                # A toolkit error keeps its exit code (2: bad configuration or parameters).
-                failure.exit_code = getattr(exc, "exit_code", failure.exit_code)
-                raise failure from exc
+                # A configuration error keeps its exit code (2) and its kind.
+                kind = StepMisconfigured if isinstance(exc, ConfigError) else StepFailed
+                raise kind(step.name, attempts, _why(exc)) from exc
             sleep(min(step.backoff * 2 ** (attempts - 1), step.max_backoff))
     store.put_json(entry_key, {"step": step.name, "outputs": _digests(outputs)})
     artifacts.update(outputs)

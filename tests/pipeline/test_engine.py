@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlops_kit.errors import ConfigError, SnapshotCorrupt, StepFailed
+from mlops_kit.errors import ConfigError, SnapshotCorrupt, StepFailed, StepMisconfigured
 from mlops_kit.pipeline import engine
 from mlops_kit.pipeline.engine import Step
 from mlops_kit.pipeline.store import ContentStore
@@ -111,9 +111,9 @@ def test_a_configuration_error_is_never_retried(store):
         raise ConfigError("no such column")
 
     steps = [chain()[0], Step("double", bad, ("numbers",), ("doubled",), retryable=True)]
-    with pytest.raises(StepFailed, match="'double' failed: no such column") as err:
+    with pytest.raises(StepMisconfigured, match="'double' failed: no such column") as err:
         engine.run(steps, store, sleep=lambda s: pytest.fail("retried"))
-    assert err.value.exit_code == 2
+    assert err.value.exit_code == 2 and isinstance(err.value, ConfigError)
 
 
 def test_a_step_must_return_its_declared_outputs(store):
