@@ -6,7 +6,8 @@ by entrypoint (``pipeline.steps.<name>.entrypoint: "package.module:function"``);
 runs them, showing a line per step as it ends, and returns the run with its record.
 
 A project whose first environment is on SageMaker trains in a SageMaker training job: there
-``train`` is the job (which registers its model), and ``evaluate`` and ``register`` are not run.
+``train`` is the job (which registers its model, then snapshotted), and ``evaluate`` and
+``register`` are not run.
 """
 
 from __future__ import annotations
@@ -59,14 +60,18 @@ def _builtin(project: Project, training: TrainingSettings) -> list[Step]:
 def _on_sagemaker(project: Project, training: TrainingSettings) -> list[Step]:
     first = _builtin(project, training)[:3]
     params = {"training": training.model_dump(mode="json"), "model": project.model_name}
-    job = Step("train", _sagemaker_job, ("dataset",), ("registration",), params)
+    job = Step("train", _sagemaker_job, ("dataset", "inputs"), ("registration",), params)
     return [*first, job]
 
 
-def _sagemaker_job(context: engine.StepContext, dataset: Any) -> dict[str, Any]:
+def _sagemaker_job(context: engine.StepContext, dataset: Any, inputs: list[Any]) -> dict[str, Any]:
+    from mlops_kit.pipeline import snapshots
     from mlops_kit.targets.setup import train
 
-    return {"registration": train(context.project, dataset, context.training)}
+    project, training = context.project, context.training
+    result = train(project, dataset, training)
+    snapshots.create(project, context.store, result, training, inputs, dict(context.outputs))
+    return {"registration": result}
 
 
 def _entrypoint_digest(project: Project, spec: str) -> str:
