@@ -40,7 +40,8 @@ def test_run_twice_cached_then_restore_and_reproduce_version_1(tmp_path):
         root,
         model_name="diabetes",
         state_dir=".mlops",
-        training={"data": {"path": "data"}, "entrypoint": "my_model:train", "params": {"alpha": 0.1}},
+        training={"data": {"path": "data"}, "entrypoint": "my_model:train",
+                  "params": {"alpha": 0.1}},
         gates={"metric": "rmse", "threshold": 70.0},
     )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_KIT_")}
