@@ -7,9 +7,10 @@ in its own module; the engine and its steps are :mod:`mlops_kit.pipeline` (docs/
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlops_kit.settings_base import Section as _Section
 
@@ -103,21 +104,24 @@ class PipelineSettings(_Section):
     volume: VolumeSettings | None = None
     """The PersistentVolumeClaim the data lives on in a cluster; None: no VolumeSnapshots."""
 
-    @model_validator(mode="after")
-    def _added_steps_are_complete(self) -> PipelineSettings:
-        for name, step in self.steps.items():
+    @field_validator("steps")
+    @classmethod
+    def _added_steps_are_complete(cls, steps: dict[str, StepSettings]) -> dict[str, StepSettings]:
+        for name, step in steps.items():
+            if not re.fullmatch(STEP_NAME, name):
+                raise ValueError(f"{name!r} is not a step name (lowercase, digits, '_')")
             if name in BUILTIN_STEPS:
                 if step.after is not None:
-                    raise ValueError(f"steps.{name}.after: a built-in step keeps its place")
+                    raise ValueError(f"{name}.after: a built-in step keeps its place")
                 continue
             if step.entrypoint is None:
                 raise ValueError(
-                    f"steps.{name}: not a built-in step ({', '.join(BUILTIN_STEPS)}), so it "
-                    "needs an entrypoint"
+                    f"{name}: not a built-in step ({', '.join(BUILTIN_STEPS)}), so it needs an "
+                    "entrypoint"
                 )
             if not step.outputs:
-                raise ValueError(f"steps.{name}.outputs: an added step must name its outputs")
-        return self
+                raise ValueError(f"{name}.outputs: an added step must name its outputs")
+        return steps
 
 
 __all__ = [

@@ -150,3 +150,47 @@ def test_the_bundled_demo_data_runs_through_the_same_steps(tmp_path):
     assert data.name == "wine" and data.target_names[0] == "class_0"
     assert result.output("registration").metrics["accuracy"] > 0.8
     assert textwrap.dedent(result.record._repr_html_()).count("<tr>") == 7
+
+
+STRICT = """
+from mlops_kit.errors import DataValidationFailed
+
+
+def no_old_patients(context, table):
+    if (table["age"] > context.params["max_age"]).any():
+        raise DataValidationFailed("age", "patients above the age limit")
+    return {"report": {"rows": len(table)}}
+"""
+
+
+def test_a_built_in_step_is_replaced_by_entrypoint(tmp_path):
+    (tmp_path / "strict.py").write_text(STRICT)
+    steps = {"validate": {"entrypoint": "strict:no_old_patients", "params": {"max_age": 0.5}}}
+    project = regression_project(tmp_path, steps=steps)
+    result = run_until(project, "validate")
+    assert result.output("report") == {"rows": 442}
+    steps["validate"]["params"] = {"max_age": 0.1}
+    stricter = regression_project(tmp_path, steps=steps)
+    with pytest.raises(StepFailed, match="step 'validate' failed: .*column 'age'"):
+        run_until(stricter, "validate")
+
+
+def run_until(project, step):
+    params = training_params(project.settings.training)
+    return pipeline.run(project, params, progress=False, until=step)
+
+
+def test_steps_that_cannot_be_placed_are_refused_before_anything_runs(tmp_path):
+    from mlops_kit.errors import ConfigError
+
+    added = {"entrypoint": "flaky_steps:double_check", "inputs": ["table"], "outputs": ["x"]}
+    project = regression_project(tmp_path, steps={"extra": {**added, "after": "nowhere"}})
+    with pytest.raises(ConfigError, match="pipeline.steps.extra.after: no step named 'nowhere'"):
+        run(project)
+    project = regression_project(tmp_path, steps={"extra": {**added, "inputs": ["model"],
+                                                            "after": "ingest"}})  # fmt: skip
+    with pytest.raises(ConfigError, match="'extra' takes model, which no step before it gives"):
+        run(project)
+    with pytest.raises(ConfigError, match="pipeline.steps: .*extra: not a built-in step"):
+        regression_project(tmp_path, steps={"extra": {"outputs": ["x"]}})
+    assert not (tmp_path / "state" / "pipeline" / "runs").exists()
