@@ -377,6 +377,30 @@ class RegistryUnreachable(RegistryError):
         self.reason = reason
 
 
+# --- schedules
+
+
+class InvalidCron(ConfigError):
+    """A schedule's cron expression cannot be read; nothing was written."""
+
+    def __init__(self, expression: str, problem: str) -> None:
+        super().__init__(f"invalid cron expression {expression!r}: {problem}")
+        self.expression = expression
+
+
+class ScheduleNotFound(ConfigError):
+    """No schedule has that name; the message lists the ones there are."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(known) if known else "none yet (`mlops-kit schedule add`)"
+        super().__init__(f"no schedule named {name!r}; schedules: {listed}")
+        self.name = name
+
+
+class SchedulerError(ToolkitError):
+    """The scheduler process could not be started or stopped, or a run could not be made."""
+
+
 # --- your own code and data
 
 

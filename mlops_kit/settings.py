@@ -48,6 +48,7 @@ from mlops_kit.settings_base import Section as _Section
 from mlops_kit.settings_loadtest import LoadTestSettings
 from mlops_kit.settings_pipeline import PipelineSettings
 from mlops_kit.settings_sagemaker import SageMakerSettings
+from mlops_kit.settings_schedule import ScheduleSettings
 from mlops_kit.settings_training import DATASETS as DATASETS  # re-exported
 from mlops_kit.settings_training import MODEL_TYPES as MODEL_TYPES
 from mlops_kit.settings_training import GateSettings as GateSettings
@@ -82,6 +83,9 @@ class ApprovalPolicy(_Section):
     ci_identity_variable: str = Field(default="GITHUB_ACTOR", pattern=r"^[A-Z_][A-Z0-9_]*$")
     """Environment variable the CI platform sets to the person who triggered the job
     (``GITHUB_ACTOR``, ``GITLAB_USER_LOGIN``, ``BUILD_USER_ID``), for ``identity: ci``."""
+    auto_promote: bool = False
+    """Let a scheduled run approve its own candidate as ``schedule.identity``: signed with the
+    schedule's key, under every other rule here (``approvers``, ``min_approvals``, gates)."""
 
 
 class EnvironmentSettings(_Section):
@@ -237,6 +241,8 @@ class Settings(BaseSettings):
     """The SageMaker target's region, role, image, bucket and endpoints."""
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     """The training pipeline's steps, retries, cache, data expectations and data volume."""
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    """Scheduled retrain-and-redeploy: identity, missed runs, retries (docs/schedules.md)."""
 
     @field_validator("environments")
     @classmethod

@@ -16,6 +16,7 @@ from mlops_kit.cli import (
     commands_pipeline,
     commands_project,
     commands_promote,
+    commands_schedule,
     commands_signers,
     commands_snapshots,
     commands_tools,
@@ -28,6 +29,7 @@ GROUPS = (
     commands_snapshots,
     commands_deploy,
     commands_promote,
+    commands_schedule,
     commands_signers,
     commands_tools,
 )
