@@ -141,9 +141,11 @@ class PipelineRun(display.Rich):
         return {name: a.digest for name, a in self.artifacts.items()}
 
 
-def check_steps(steps: Iterable[Step], given: Iterable[str] = ()) -> list[Step]:
-    """The steps in order, each input given by an earlier step (or ``given``); ConfigError."""
-    available, names, ordered = set(given), set(), []
+def check_steps(steps: Iterable[Step]) -> list[Step]:
+    """The steps in order, each input given by an earlier step; ConfigError otherwise."""
+    available: set[str] = set()
+    names: set[str] = set()
+    ordered: list[Step] = []
     for step in steps:
         if step.name in names:
             raise ConfigError(f"pipeline step {step.name!r} appears twice")
@@ -164,19 +166,18 @@ def run(
     store: ContentStore,
     *,
     extra: Mapping[str, Any] | None = None,
-    seed: Mapping[str, Artifact] | None = None,
     use_cache: bool = True,
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PipelineRun:
     """Run ``steps`` in order; the record is stored under ``runs/<run id>.json`` either way.
 
-    ``seed`` provides outputs as if an earlier step had given them; ``use_cache=False`` runs
-    every step (and stores what it gives).
+    ``extra`` is handed to every step in its context; ``use_cache=False`` runs every step (and
+    stores what it gives); ``progress`` is called with each step's record as the step ends.
     """
-    ordered = check_steps(steps, seed or {})
+    ordered = check_steps(steps)
     record = RunRecord(run_id=uuid.uuid4().hex[:12])
-    artifacts: dict[str, Artifact] = dict(seed or {})
+    artifacts: dict[str, Artifact] = {}
     try:
         for step in ordered:
             inputs = {name: artifacts[name] for name in step.inputs}
@@ -186,6 +187,8 @@ def run(
         record.finish("succeeded")
     except BaseException:
         record.finish("failed")
+        if progress is not None and record.steps and record.steps[-1].status == "failed":
+            progress(record.steps[-1])
         raise
     finally:
         store.put_json(f"runs/{record.run_id}.json", record.to_json())

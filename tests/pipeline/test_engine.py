@@ -95,9 +95,11 @@ def test_a_retryable_step_gives_up_after_its_retries(store):
 def test_a_failing_step_names_itself_is_not_retried_and_loses_nothing(store):
     flaky = Flaky(1)
     steps = [chain()[0], Step("double", flaky, ("numbers",), ("doubled",)), chain()[2]]
+    shown = []
     with pytest.raises(StepFailed, match="pipeline step 'double' failed: ConnectionError") as err:
-        engine.run(steps, store)
+        engine.run(steps, store, progress=lambda s: shown.append(s.line()))
     assert err.value.step == "double" and flaky.calls == 1
+    assert shown[-1].startswith("double       failed in") and "ConnectionError" in shown[-1]
     (failed,) = [store.get_json(k) for k in store.keys("runs/")]
     assert failed["status"] == "failed"
     assert [s["status"] for s in failed["steps"]] == ["ran", "failed"]
