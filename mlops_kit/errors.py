@@ -449,3 +449,64 @@ class EntrypointNotFound(EntrypointError, ConfigError):
     """A training entrypoint cannot be imported or is not a function (exit code 2)."""
 
     exit_code = 2
+
+
+# --- pipelines and snapshots
+
+
+class StepFailed(ToolkitError):
+    """A pipeline step raised (after its retries, if it is retryable); it names itself.
+
+    ``attempts`` is how often it ran; the outputs of the steps before it stay cached, so a
+    re-run after the fix starts here.
+    """
+
+    def __init__(self, step: str, attempts: int, reason: str) -> None:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"pipeline step {step!r} failed{tries}: {reason}")
+        self.step = step
+        self.attempts = attempts
+        self.reason = reason
+
+
+class StepMisconfigured(StepFailed, ConfigError):
+    """A pipeline step stopped on a configuration or data error: never retried, exit code 2."""
+
+
+class DataValidationFailed(ToolkitError):
+    """The data broke an expectation of the ``validate`` step; the message names the column."""
+
+    def __init__(self, column: str | None, problem: str) -> None:
+        where = f"column {column!r}: " if column else ""
+        super().__init__(f"data validation failed: {where}{problem}")
+        self.column = column
+        self.problem = problem
+
+
+class SnapshotNotFound(ConfigError):
+    """A model version has no snapshot (registered before snapshots, or by other means)."""
+
+    def __init__(self, model: str, version: str) -> None:
+        super().__init__(f"{model} v{version} has no snapshot (`mlops-kit snapshots` lists them)")
+        self.model = model
+        self.version = version
+
+
+class SnapshotCorrupt(ToolkitError):
+    """A stored object no longer has the digest it is stored under: the store was altered."""
+
+    def __init__(self, digest: str, what: str = "object") -> None:
+        super().__init__(
+            f"snapshot store {what} {digest[:12]} is corrupt: its content no longer has its sha256"
+        )
+        self.digest = digest
+
+
+class ReproductionMismatch(ToolkitError):
+    """``reproduce`` computed metrics that differ from the registered ones beyond tolerance."""
+
+    def __init__(self, model: str, version: str, metrics: list[str]) -> None:
+        super().__init__(
+            f"{model} v{version} did not reproduce: {', '.join(metrics)} differ beyond tolerance"
+        )
+        self.metrics = metrics
