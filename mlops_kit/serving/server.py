@@ -59,6 +59,7 @@ def install(server: MLServer, limits: Limits, control_token: str | None = None) 
         _guard(server._metrics_server, limits, None)
     if control_token:
         _lock_grpc_repository(control_token)
+    _unset_grpc_ids()
 
 
 def _guard(part: Any, limits: Limits, control_token: str | None) -> None:
@@ -101,6 +102,29 @@ def _lock_grpc_repository(token: str) -> None:
         for name in _REPOSITORY_METHODS:
             if hasattr(servicer, name):
                 setattr(servicer, name, locked(getattr(servicer, name)))
+
+
+def _unset_grpc_ids() -> None:
+    """A gRPC request without an id reaches the runtime without one, as over REST.
+
+    Protobuf has no absent string: MLServer's converter turns an unset ``id`` into ``""``, which
+    the runtime refuses as a request id (and MLServer would not replace with a fresh one).
+    """
+    from mlserver.grpc.servicers import InferenceServicer
+
+    convert = InferenceServicer._InsertHeaders
+    if getattr(convert, "unsets_ids", False):
+        return
+
+    @functools.wraps(convert)
+    def converted(self: Any, request: Any, context: Any) -> Any:
+        payload = convert(self, request, context)
+        if payload.id == "":
+            payload.id = None
+        return payload
+
+    converted.unsets_ids = True  # type: ignore[attr-defined]
+    InferenceServicer._InsertHeaders = converted
 
 
 async def _serve(folder: str, limits: Limits) -> None:
