@@ -30,12 +30,12 @@ class LoadResult:
 
     def row(self) -> str:
         return (
-            f"{self.name:<28} {self.rps:>9.1f} {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} "
+            f"{self.name:<36} {self.rps:>9.1f} {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} "
             f"{self.errors:>7d} {self.requests:>9d}"
         )
 
 
-HEADER = f"{'server':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}"
+HEADER = f"{'server':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}"
 
 
 def free_port() -> int:

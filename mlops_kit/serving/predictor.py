@@ -1,7 +1,12 @@
-"""How the runtime calls a model: the flavour's own predict when MLflow's pyfunc layer would
-change nothing, else MLflow's ``PyFuncModel.predict``.
+"""How the runtime loads and calls a model.
 
-``PyFuncModel.predict`` enforces the signature on every call: it rebuilds the DataFrame with
+:func:`load_model` keeps the last models it loaded from local folders: a promotion loads the
+candidate beside the live version to verify it, unloads it, then loads the same folder as the
+new version, and a 100-tree forest saved with skops takes about a second to load.
+
+:func:`model_predict` calls the flavour's own predict when MLflow's pyfunc layer would
+change nothing, else MLflow's ``PyFuncModel.predict``. ``PyFuncModel.predict`` enforces the
+signature on every call: it rebuilds the DataFrame with
 the columns in the schema's order and each converted to its schema type, then calls the
 flavour's predict function. For a scikit-learn model given exactly the schema's columns, in
 its order, with its dtypes, that rebuilt frame equals the one given; calling the flavour's
@@ -13,7 +18,11 @@ tensor or optional column schema, a column of another dtype — takes MLflow's p
 from __future__ import annotations
 
 import inspect
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +30,13 @@ from mlflow.types.schema import ColSpec, DataType
 
 from mlops_kit.serving.batching import Columns, model_input
 
-__all__ = ["model_predict"]
+__all__ = ["KEEP_LOADED", "load_model", "model_predict"]
+
+KEEP_LOADED = 2
+"""Models :func:`load_model` keeps after their last use (the live version and a candidate)."""
+
+_loaded: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+_loaded_lock = threading.Lock()
 
 _DIRECT_FLAVOURS = frozenset({"mlflow.sklearn"})
 """Flavours whose pyfunc predict only forwards the data to the model's own method."""
@@ -29,6 +44,42 @@ _DIRECT_FLAVOURS = frozenset({"mlflow.sklearn"})
 _DIRECT_TYPES = frozenset(
     {DataType.boolean, DataType.integer, DataType.long, DataType.float, DataType.double}
 )
+
+
+def load_model(uri: str) -> Any:
+    """``mlflow.pyfunc.load_model(uri)``, the same object again for an unchanged local folder.
+
+    A folder is unchanged when every file in it has the same path, size and modification time
+    as when it was loaded; a model is a read-only artifact, and a scikit-learn model predicts
+    from any number of runtimes alike. Failures are not kept.
+    """
+    import mlflow.pyfunc
+
+    key = _folder_key(uri)
+    with _loaded_lock:
+        if key is not None and key in _loaded:
+            _loaded.move_to_end(key)
+            return _loaded[key]
+    model = mlflow.pyfunc.load_model(uri)
+    if key is not None:
+        with _loaded_lock:
+            _loaded[key] = model
+            while len(_loaded) > KEEP_LOADED:
+                _loaded.popitem(last=False)
+    return model
+
+
+def _folder_key(uri: str) -> tuple[str, ...] | None:
+    """What identifies the model folder ``uri`` as it is now; None if it is not a local one."""
+    path = Path(uri)
+    if not path.is_absolute() or not (path / "MLmodel").is_file():
+        return None
+    found = [str(path.resolve())]
+    for folder, _, files in os.walk(path):
+        for name in sorted(files):
+            stat = os.stat(os.path.join(folder, name))
+            found.append(f"{os.path.join(folder, name)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return tuple(found)
 
 
 def model_predict(model: Any) -> Callable[[Any, dict[str, Any] | None], Any]:

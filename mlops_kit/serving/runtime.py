@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-import mlflow.pyfunc
 import mlserver_mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
@@ -72,7 +71,7 @@ from mlops_kit.serving.batching import (
     Columns,
 )
 from mlops_kit.serving.payload import request_problems
-from mlops_kit.serving.predictor import model_predict
+from mlops_kit.serving.predictor import load_model, model_predict
 
 __all__ = [
     "InvalidRequest",
@@ -392,7 +391,7 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
             to_absolute_path(self._settings, parsed.path) if parsed.scheme == "file" else params.uri
         )
         try:
-            self._model = mlflow.pyfunc.load_model(uri)
+            self._model = load_model(uri)
         except Exception as exc:
             logger.exception(
                 "could not load model %s version %s from %s", self.name, self.version, uri

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pathlib
 import re
 import shutil
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,28 @@ def test_what_the_flavour_cannot_take_as_it_is_goes_through_mlflow(models: Model
     with pytest.raises(MlflowException) as ours:
         predict(as_ints, None)
     assert str(ours.value) == str(alone.value)
+
+
+def test_a_model_folder_loaded_again_is_the_same_model(
+    models: Models, tmp_path: pathlib.Path
+) -> None:
+    from mlops_kit.serving import predictor
+
+    folder = tmp_path / "model"
+    shutil.copytree(models.v1, folder)
+    first = predictor.load_model(str(folder))
+    assert predictor.load_model(str(folder)) is first  # a promotion's preview, then the swap
+    (folder / "MLmodel").touch()  # the folder changed: loaded again
+    second = predictor.load_model(str(folder))
+    assert second is not first
+    for other in (models.v2, models.row_ids):  # the oldest of more than KEEP_LOADED goes
+        predictor.load_model(str(other))
+    assert predictor.load_model(str(folder)) is not second
+    broken = tmp_path / "broken"
+    shutil.copytree(models.broken, broken)
+    for _ in range(2):  # a failure is not kept
+        with pytest.raises(Exception):  # noqa: B017 - whatever MLflow raises
+            predictor.load_model(str(broken))
 
 
 def test_a_frame_of_one_dtype_is_the_frame_of_the_columns() -> None:
