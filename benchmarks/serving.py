@@ -133,6 +133,7 @@ def mlflow_serve(model_path: Path, body: dict, args, tmp: Path) -> LoadResult:
 
 
 def one_round(project, version, model_path: Path, data, args, tmp: Path) -> list[LoadResult]:
+    from mlops_kit.errors import TargetError
     from mlops_kit.gitops.deploy import spec_for
     from mlops_kit.targets import for_environment
     from mlops_kit.targets.local import LocalTarget
@@ -153,7 +154,14 @@ def one_round(project, version, model_path: Path, data, args, tmp: Path) -> list
         (OURS_UNBATCHED, unbatched, "production"),
     ):
         target = for_environment(settings, environment)
-        target.apply(spec_for(project, environment, version))
+        for attempt in range(3):  # a port picked free may be taken by another process meanwhile
+            try:
+                target.apply(spec_for(project, environment, version))
+                break
+            except TargetError:
+                target.delete(name)
+                if attempt == 2:
+                    raise
         try:
             url = target.endpoint(name) + "/infer"
             record = target.server(name) if isinstance(target, LocalTarget) else None

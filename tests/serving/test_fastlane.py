@@ -165,7 +165,12 @@ def apps(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Any:
     settings = Settings(
         http_port=0, grpc_port=0, metrics_port=0, parallel_workers=0, gzip_enabled=False
     )
-    server = MLServer(settings)
+
+    class Quiet(MLServer):
+        def _add_signal_handlers(self) -> None:
+            """Not in the test process (MLServer would take its SIGINT)."""
+
+    server = Quiet(settings)
     install(server, Limits())
     model = ModelSettings(
         name="wine",
