@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import functools
 import hmac
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from typing import Any
 
 from mlserver import MLServer
 from mlserver.cli.serve import load_settings
+from mlserver.errors import MLServerError
+from mlserver.grpc.logging import gRPCLoggerName
 from mlserver.logging import configure_logger
 from mlserver.utils import install_uvloop_event_loop
 
@@ -60,6 +63,7 @@ def install(server: MLServer, limits: Limits, control_token: str | None = None) 
     if control_token:
         _lock_grpc_repository(control_token)
     _unset_grpc_ids()
+    _quiet_client_errors()
 
 
 def _guard(part: Any, limits: Limits, control_token: str | None) -> None:
@@ -125,6 +129,27 @@ def _unset_grpc_ids() -> None:
 
     converted.unsets_ids = True  # type: ignore[attr-defined]
     InferenceServicer._InsertHeaders = converted
+
+
+class _ClientErrors(logging.Filter):
+    """A request MLServer refused with a 4xx goes to the log as one line, not a traceback.
+
+    MLServer's gRPC servicers log every ``MLServerError`` they turn into a status with
+    ``logger.exception``, a client's malformed request included (its REST side does not).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, MLServerError) and error.status_code < 500:
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _quiet_client_errors() -> None:
+    grpc_logger = logging.getLogger(gRPCLoggerName)
+    if not any(isinstance(f, _ClientErrors) for f in grpc_logger.filters):
+        grpc_logger.addFilter(_ClientErrors())
 
 
 async def _serve(folder: str, limits: Limits) -> None:

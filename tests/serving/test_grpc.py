@@ -48,3 +48,5 @@ def test_grpc_refuses_what_rest_refuses(staging_server: Served, models: Models) 
         model_infer(staging_server, body)
     assert refused.value.code() != grpc.StatusCode.INTERNAL
     assert "alcohol" in str(refused.value.details())
+    # A client's mistake is a line in the log, not a traceback (as over REST).
+    assert "Traceback" not in staging_server.target.log_path("wine").read_text()
