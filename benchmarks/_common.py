@@ -30,12 +30,12 @@ class LoadResult:
 
     def row(self) -> str:
         return (
-            f"{self.name:<28} {self.rps:>9.1f} {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} "
+            f"{self.name:<36} {self.rps:>9.1f} {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} "
             f"{self.errors:>7d} {self.requests:>9d}"
         )
 
 
-HEADER = f"{'server':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}"
+HEADER = f"{'server':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}"
 
 
 def free_port() -> int:
@@ -78,7 +78,7 @@ def train_model(state_dir: Path):
 
     project_file = state_dir.parent / "mlops.yaml"
     project_file.parent.mkdir(parents=True, exist_ok=True)
-    project_file.write_text(f"state_dir: {state_dir.name}\n")
+    project_file.write_text(f"model_name: wine-classifier\nstate_dir: {state_dir.name}\n")
     project = Project.load(project_file)
     data = load_dataset("wine")
     result = train_and_register(project, data, training_params(n_estimators=100))
@@ -158,6 +158,96 @@ def wrk(
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
     return LoadResult(name, requests, seconds, rps, p50, p99, errors)
+
+
+GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
+"""The Open Inference Protocol's gRPC method, as an HTTP/2 path."""
+
+
+def grpc_message(body: dict, model_name: str) -> bytes:
+    """A V2 JSON request as one gRPC ``ModelInfer`` message on the wire (length-prefixed)."""
+    from mlserver.grpc.converters import ModelInferRequestConverter
+    from mlserver.types import InferenceRequest
+
+    request = ModelInferRequestConverter.from_types(
+        InferenceRequest.model_validate(body), model_name=model_name, model_version=None
+    )
+    message = request.SerializeToString()
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def check_grpc(port: int, body: dict, model_name: str) -> None:
+    """One ``ModelInfer`` call through a real gRPC client: the load below counts HTTP/2
+    answers, so this checks they are answers (gRPC status OK, outputs present)."""
+    import grpc
+    from mlserver.grpc import dataplane_pb2 as pb
+    from mlserver.grpc import dataplane_pb2_grpc as stubs
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        request = pb.ModelInferRequest.FromString(grpc_message(body, model_name)[5:])
+        reply = stubs.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    if not reply.outputs:
+        raise RuntimeError(f"gRPC ModelInfer on port {port} answered without outputs: {reply}")
+
+
+def h2load_grpc(
+    name: str,
+    port: int,
+    body: dict,
+    model_name: str,
+    *,
+    seconds: float,
+    connections: int,
+    tmp: Path,
+) -> LoadResult:
+    """Drive the gRPC ``ModelInfer`` of the server on ``port`` with h2load: ``connections``
+    HTTP/2 connections, one call in flight on each (as wrk's connections), after a two-second
+    warm-up. An answer counts as an error unless it is HTTP 200 (a gRPC error travels in the
+    trailers, which :func:`check_grpc` checks once before)."""
+    check_grpc(port, body, model_name)
+    data = tmp / f"{name.replace(' ', '_')}.grpc"
+    data.write_bytes(grpc_message(body, model_name))
+    log = tmp / f"{name.replace(' ', '_')}.h2log"
+    log.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            "h2load",
+            "-t1",
+            f"-c{connections}",
+            "-m1",
+            f"-D{int(seconds)}",
+            "--warm-up-time=2",
+            "-d",
+            str(data),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            f"--log-file={log}",
+            f"http://127.0.0.1:{port}{GRPC_INFER}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
+    latencies = sorted(int(row[2]) / 1000.0 for row in rows)
+    errors = sum(1 for row in rows if row[1] != "200")
+    if not latencies:
+        raise RuntimeError(f"h2load answered no request of {name}")
+
+    def percentile(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+    return LoadResult(
+        name, len(rows), seconds, len(rows) / seconds, percentile(0.5), percentile(0.99), errors
+    )
+
+
+def require_h2load() -> None:
+    if shutil.which("h2load") is None:
+        sys.exit("h2load is needed for the gRPC figures: apt-get install nghttp2-client")
 
 
 def require_wrk() -> None:

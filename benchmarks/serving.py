@@ -12,8 +12,12 @@ the other in each round:
 - ``mlflow models serve`` (its native ``dataframe_split`` body);
 - the floor: the same MLServer answering the same request with a model that does nothing.
 
+The same request over the Open Inference Protocol's gRPC endpoint (``ModelInfer``), driven by
+h2load with as many HTTP/2 connections, one call in flight on each, for ours, stock with
+adaptive batching and the floor (``--no-grpc`` skips them).
+
 Prints req/s, p50, p99 and errors of every server in every round, then the medians over the
-rounds and the ratios ours / stock-best and ours / floor.
+rounds and the ratios ours / stock-best and ours / floor, over REST and over gRPC.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from _common import (
     HEADER,
     LoadResult,
     free_port,
+    h2load_grpc,
     process,
+    require_h2load,
     require_wrk,
     train_model,
     wait_http,
@@ -58,16 +64,18 @@ class NoOp(MLModel):
 OURS, OURS_UNBATCHED = "mlops-kit", "mlops-kit, batching off"
 STOCK_BEST, STOCK_PLAIN = "stock mlserver, batching", "stock mlserver, no batching"
 MLFLOW, FLOOR = "mlflow models serve", "floor: mlserver no-op model"
+GRPC = " (gRPC)"
+"""Appended to a server's name for its gRPC figures."""
 
 
-def mlserver_dir(root: Path, name: str, port: int, model: dict) -> Path:
+def mlserver_dir(root: Path, name: str, port: int, model: dict, grpc_port: int) -> Path:
     """A folder ``mlserver start`` serves: settings.json + one model's model-settings.json."""
     folder = root / f"mlserver-{port}"
     (folder / name).mkdir(parents=True)
     settings = {
         "host": "127.0.0.1",
         "http_port": port,
-        "grpc_port": free_port(),
+        "grpc_port": grpc_port,
         "metrics_port": free_port(),
         # parallel_workers > 0 crashes with uvloop >= 0.22 (MLServer #2286).
         "parallel_workers": 0,
@@ -77,9 +85,27 @@ def mlserver_dir(root: Path, name: str, port: int, model: dict) -> Path:
     return folder
 
 
-def stock(root: Path, label: str, name: str, model: dict, body: dict, args, tmp: Path):
-    port = free_port()
-    folder = mlserver_dir(root, name, port, model)
+def load(label: str, url: str, grpc_port: int | None, body: dict, name: str, args, tmp: Path):
+    """wrk on the REST ``url``, then (with ``grpc_port``) h2load on the gRPC endpoint."""
+    results = [wrk(label, url, body, seconds=args.seconds, connections=args.connections, tmp=tmp)]
+    if grpc_port is not None and args.grpc:
+        results.append(
+            h2load_grpc(
+                label + GRPC,
+                grpc_port,
+                body,
+                name,
+                seconds=args.seconds,
+                connections=args.connections,
+                tmp=tmp,
+            )
+        )
+    return results
+
+
+def stock(root: Path, label: str, name: str, model: dict, body: dict, args, tmp: Path, grpc=False):
+    port, grpc_port = free_port(), free_port()
+    folder = mlserver_dir(root, name, port, model, grpc_port)
     if model["implementation"].startswith("noop."):
         (folder / name / "noop.py").write_text(NOOP_MODEL)
     command = [sys.executable, "-c", "from mlserver.cli.main import main; main()", "start"]
@@ -88,7 +114,7 @@ def stock(root: Path, label: str, name: str, model: dict, body: dict, args, tmp:
     with process([*command, str(folder)], tmp / f"{port}.log", env=env):
         wait_http(f"http://127.0.0.1:{port}/v2/models/{name}/ready")
         url = f"http://127.0.0.1:{port}/v2/models/{name}/infer"
-        return wrk(label, url, body, seconds=args.seconds, connections=args.connections, tmp=tmp)
+        return load(label, url, grpc_port if grpc else None, body, name, args, tmp)
 
 
 def mlflow_serve(model_path: Path, body: dict, args, tmp: Path) -> LoadResult:
@@ -107,8 +133,10 @@ def mlflow_serve(model_path: Path, body: dict, args, tmp: Path) -> LoadResult:
 
 
 def one_round(project, version, model_path: Path, data, args, tmp: Path) -> list[LoadResult]:
+    from mlops_kit.errors import TargetError
     from mlops_kit.gitops.deploy import spec_for
     from mlops_kit.targets import for_environment
+    from mlops_kit.targets.local import LocalTarget
     from mlops_kit.verify import v2
 
     row = data.X_test.head(1)
@@ -126,14 +154,19 @@ def one_round(project, version, model_path: Path, data, args, tmp: Path) -> list
         (OURS_UNBATCHED, unbatched, "production"),
     ):
         target = for_environment(settings, environment)
-        target.apply(spec_for(project, environment, version))
+        for attempt in range(3):  # a port picked free may be taken by another process meanwhile
+            try:
+                target.apply(spec_for(project, environment, version))
+                break
+            except TargetError:
+                target.delete(name)
+                if attempt == 2:
+                    raise
         try:
             url = target.endpoint(name) + "/infer"
-            results.append(
-                wrk(
-                    label, url, v2_body, seconds=args.seconds, connections=args.connections, tmp=tmp
-                )
-            )
+            record = target.server(name) if isinstance(target, LocalTarget) else None
+            grpc_port = record.grpc_port if record is not None and label == OURS else None
+            results += load(label, url, grpc_port, v2_body, name, args, tmp)
         finally:
             target.delete(name)
 
@@ -141,12 +174,12 @@ def one_round(project, version, model_path: Path, data, args, tmp: Path) -> list
         "implementation": "mlserver_mlflow.MLflowRuntime",
         "parameters": {"uri": str(model_path), "version": "1"},
     }
-    results.append(
-        stock(tmp, STOCK_BEST, name, {**mlflow_model, **STOCK_BATCHING}, v2_body, args, tmp)
-    )
-    results.append(stock(tmp, STOCK_PLAIN, name, mlflow_model, v2_body, args, tmp))
+    batching = {**mlflow_model, **STOCK_BATCHING}
+    results += stock(tmp, STOCK_BEST, name, batching, v2_body, args, tmp, grpc=True)
+    results += stock(tmp, STOCK_PLAIN, name, mlflow_model, v2_body, args, tmp)
     results.append(mlflow_serve(model_path, mlflow_body, args, tmp))
-    results.append(stock(tmp, FLOOR, name, {"implementation": "noop.NoOp"}, v2_body, args, tmp))
+    noop = {"implementation": "noop.NoOp"}
+    results += stock(tmp, FLOOR, name, noop, v2_body, args, tmp, grpc=True)
     return results
 
 
@@ -168,8 +201,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="seconds of load per server")
     parser.add_argument("--connections", type=int, default=50, help="concurrent connections")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
+    parser.add_argument(
+        "--no-grpc", dest="grpc", action="store_false", help="skip the gRPC figures (h2load)"
+    )
     args = parser.parse_args()
     require_wrk()
+    if args.grpc:
+        require_h2load()
 
     rounds: list[list[LoadResult]] = []
     with workdir() as tmp:
@@ -195,6 +233,13 @@ def main() -> None:
           f"{ours.rps / by_name[MLFLOW].rps:.2f}x")  # fmt: skip
     print(f"ours / no-op floor                           req/s: {ours.rps / floor.rps:.2f}x")
     print(f"p99 ours {ours.p99_ms:.1f} ms, stock-best {best.p99_ms:.1f} ms (target <= 100 ms)")
+    if args.grpc:
+        g_ours, g_best, g_floor = (by_name[n + GRPC] for n in (OURS, STOCK_BEST, FLOOR))
+        print(f"gRPC: ours / stock MLServer with adaptive batching  req/s: "
+              f"{g_ours.rps / g_best.rps:.2f}x")  # fmt: skip
+        print(f"gRPC: ours / no-op floor                           req/s: "
+              f"{g_ours.rps / g_floor.rps:.2f}x")  # fmt: skip
+        print(f"gRPC: p99 ours {g_ours.p99_ms:.1f} ms, stock-best {g_best.p99_ms:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit import artifacts, display
@@ -128,6 +129,12 @@ def deploy(
     return DeployResult(environment, spec.version, commit, report, target.endpoint(spec.model_name))
 
 
+def examples_cache(project: Project) -> Path:
+    """Where smoke tests keep each model's examples and predictions (see
+    :func:`~mlops_kit.verify.smoke.examples_from_model`)."""
+    return project.state_dir / "cache" / "smoke-examples"
+
+
 def smoke(project: Project, environment: str, version: str | int | None = None) -> SmokeResult:
     """Smoke-test what ``environment`` serves against the registered model's own predictions.
 
@@ -144,7 +151,8 @@ def smoke(project: Project, environment: str, version: str | int | None = None) 
         from mlops_kit.errors import SmokeTestFailed
 
         raise SmokeTestFailed(environment, [f"{project.model_name} is not deployed"])
-    examples, expected = examples_from_model(str(registry.local_path(expected_version)))
+    path = str(registry.local_path(expected_version))
+    examples, expected = examples_from_model(path, cache=examples_cache(project))
     result = smoke_test(
         target.endpoint(project.model_name),
         project.model_name,

@@ -234,10 +234,15 @@ class GitOpsRepo(BranchOperations):
         texts = self._cat_files(sha, [p for p in names if p.endswith(suffix)])
         return {path: text for path, text in texts.items() if text is not None}
 
-    def get(self, environment: str, model_name: str) -> DeploymentSpec | None:
-        """The deployment of ``model_name`` in ``environment`` at the remote head, or None."""
+    def get(
+        self, environment: str, model_name: str, *, branch: str | None = None
+    ) -> DeploymentSpec | None:
+        """The deployment of ``model_name`` in ``environment`` at the remote head (of
+        ``branch``, default the main one), or None."""
         relpath = self.path_for(environment, model_name)
-        text = self._cat_files(self._fetched(self.branch), [relpath])[relpath]
+        if branch is not None:
+            self._check_branch(branch)
+        text = self._cat_files(self._fetched(branch or self.branch), [relpath])[relpath]
         return None if text is None else self._spec(environment, relpath, text)
 
     def _spec(self, environment: str, relpath: str, text: str | None) -> DeploymentSpec:

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlops_kit.errors import ConfigError, GitOpsError, RequestNotFound, ToolkitError
+from mlops_kit.errors import (
+    ConfigError,
+    GitOpsError,
+    PromotionFailed,
+    RequestNotFound,
+    ToolkitError,
+)
 from mlops_kit.gitops import manifests
 from mlops_kit.gitops.deploy import current_actor, spec_for
 from mlops_kit.gitops.repository import GitOpsRepo
@@ -326,16 +332,27 @@ class Promotions:
             )
             verb = "Approve" if kind == "approve" else "Reject"
             self._save(updated, actor, f"{verb} promotion {request.id}", {"Decision": kind})
-            self.registry.tag(
-                request.candidate,
-                {f"{TAG_PREFIX}promotion.{request.id}": updated.status},
-            )
             self._mirror(updated)
             if updated.status == "rejected":
                 self.repo.delete_branch(branch_name(request.id))
             if updated.status == "approved" and rollout:
-                updated = self._rollout(updated, actor)
+                # The swap first: the rollout tags the version with its outcome itself, once the
+                # new version answers (the registry costs seconds to open in a fresh process).
+                try:
+                    return self._rollout(updated, actor)
+                except PromotionFailed:
+                    raise
+                except BaseException:
+                    self._tag_status(updated)
+                    raise
+            self._tag_status(updated)
             return updated
+
+    def _tag_status(self, request: PromotionRequest) -> None:
+        """Tag the candidate version with the request's status."""
+        self.registry.tag(
+            request.candidate, {f"{TAG_PREFIX}promotion.{request.id}": request.status}
+        )
 
     def approve(
         self,

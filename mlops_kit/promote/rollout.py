@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from mlops_kit import targets
 from mlops_kit.errors import PromotionFailed
-from mlops_kit.gitops.deploy import smoke, spec_for
+from mlops_kit.gitops.deploy import examples_cache, smoke, spec_for
 from mlops_kit.gitops.sync import sync
 from mlops_kit.promote import hooks, signing
 from mlops_kit.train.training import TAG_PREFIX
@@ -45,7 +45,7 @@ def roll_out(promotions: Promotions, request: PromotionRequest, actor: str) -> P
     policy = project.settings.environment(env).approval
     signing.check_signed(policy, request, promotions.signers.text())
     hooks.call("before_promote", request=request)
-    spec = spec_for(project, env, request.candidate)
+    spec = _approved_spec(promotions, request)
     target = targets.for_environment(project.settings, env)
     try:
         with target.preview(spec) as candidate:
@@ -59,7 +59,9 @@ def roll_out(promotions: Promotions, request: PromotionRequest, actor: str) -> P
         repo.delete_branch(branch_name(request.id))
         raise PromotionFailed(request.id, f"before it took traffic: {reason}") from exc
     previewed = candidate is not None
-    previous = registry.by_alias(env)
+    # What the environment serves now, as the repository has it: the registry (MLflow, seconds
+    # to load in a fresh process) is left for the bookkeeping once the new version answers.
+    previous = repo.get(env, request.model_name)
     trailers = {
         **promotions._trailers(request),
         "Approved-By": ", ".join(request.approvers),
@@ -110,11 +112,21 @@ def roll_out(promotions: Promotions, request: PromotionRequest, actor: str) -> P
     return done
 
 
+def _approved_spec(promotions: Promotions, request: PromotionRequest) -> DeploymentSpec:
+    """The candidate's deployment as the request's branch carries it (what was approved), else
+    as the registry has it."""
+    from mlops_kit.promote.promotion import branch_name
+
+    branch = branch_name(request.id)
+    carried = promotions.repo.get(request.to_env, request.model_name, branch=branch)
+    if carried is not None and carried.version == request.candidate:
+        return carried
+    return spec_for(promotions.project, request.to_env, request.candidate)
+
+
 def verify(project: Project, spec: DeploymentSpec, candidate: DeploymentStatus) -> None:
     """Smoke-test the privately served candidate and run the ``after_deploy`` hooks on it."""
-    from mlops_kit.registry.client import Registry
-
-    examples, expected = examples_from_model(str(Registry(project).local_path(spec.version)))
+    examples, expected = examples_from_model(spec.model_uri, cache=examples_cache(project))
     smoke_test(candidate, candidate.model_name, examples, expected, expected_version=spec.version)
     hooks.call("after_deploy", environment=spec.environment, spec=spec, status=candidate)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -49,7 +50,8 @@ DEFAULT_MAX_BATCH_TIME = 0.002
 logger = logging.getLogger(__name__)
 
 PredictFn = Callable[[Any, dict[str, Any] | None], Any]
-"""``predict(data, params)``: the model's own call, run in the batcher's worker thread."""
+"""``predict(data, params)``: the model's own call, run in the batcher's worker thread, with
+the data as submitted or concatenated (it makes :class:`Columns` a frame: :func:`model_input`)."""
 OnBatch = Callable[[int, int, bool], None]
 """``on_batch(requests, rows, fell_back)``: told of every ``predict`` round, in the event loop."""
 
@@ -68,8 +70,23 @@ class Columns:
         return len(next(iter(self.arrays.values()))) if self.arrays else 0
 
     def frame(self) -> pd.DataFrame:
-        """The DataFrame a pandas codec makes of the same columns: one column per array."""
-        return pd.DataFrame(self.arrays)
+        """The DataFrame a pandas codec makes of the same columns: one column per array.
+
+        Columns of one numeric dtype become one 2-D block at once (a third of the time of a
+        frame made column by column), under a column index made once per set of names.
+        """
+        arrays = list(self.arrays.values())
+        dtype = arrays[0].dtype if arrays else None
+        if dtype is None or dtype.kind not in "biuf" or any(a.dtype != dtype for a in arrays):
+            return pd.DataFrame(self.arrays)
+        block = np.column_stack(arrays) if len(arrays) > 1 else arrays[0].reshape(-1, 1)
+        return pd.DataFrame(block, columns=_column_index(tuple(self.arrays)), copy=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    """The column index of a frame of ``names`` (immutable, so frames may share it)."""
+    return pd.DataFrame({name: [] for name in names}).columns
 
 
 def model_input(data: Any) -> Any:
@@ -377,7 +394,7 @@ class Batcher:
     def _predict_batch(self, batch: list[_Job]) -> list[_Outcome]:
         if len(batch) > 1:
             try:
-                merged = model_input(concat([job.data for job in batch]))
+                merged = concat([job.data for job in batch])
                 output = self._predict(merged, batch[0].params)
                 pieces = split(output, [job.rows for job in batch])
             except Exception:  # noqa: BLE001 - each request then finds out alone
@@ -388,6 +405,6 @@ class Batcher:
 
     def _predict_one(self, job: _Job) -> _Outcome:
         try:
-            return _Outcome(value=self._predict(model_input(job.data), job.params), batched=False)
+            return _Outcome(value=self._predict(job.data, job.params), batched=False)
         except Exception as exc:  # noqa: BLE001 - handed to the request's own caller
             return _Outcome(error=exc, batched=False)

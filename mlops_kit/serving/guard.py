@@ -59,6 +59,7 @@ __all__ = [
     "Limits",
     "install_handlers",
     "json_depth",
+    "replay",
 ]
 
 logger = logging.getLogger(__name__)
@@ -306,15 +307,6 @@ class Guard:
             await _answer(send, refused.status, refused.message)
             return
 
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()  # only a disconnect is left to hear
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
         async def checked_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", ())
@@ -322,7 +314,7 @@ class Guard:
                     message = {**message, "headers": _without_bad_values(headers)}
             await send(message)
 
-        await self.app(scope, replay, checked_send)
+        await self.app(scope, replay(body, receive), checked_send)
 
     def _check_headers(self, scope: Scope) -> bool:
         """Refuse what the headers alone condemn; whether the body is gzip."""
@@ -377,6 +369,21 @@ class Guard:
     def _too_large(self, decoded: bool = False) -> _Refused:
         what = "decoded body" if decoded else "body"
         return _Refused(413, f"the {what} exceeds {self.limits.max_request_bytes} bytes")
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands over ``body``, read in full already, then defers to ``receive``
+    (only a disconnect is left to hear)."""
+    delivered = False
+
+    async def replayed() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
 
 
 def _without_bad_values(headers: Any) -> list[tuple[bytes, bytes]]:

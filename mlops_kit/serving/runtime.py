@@ -42,6 +42,7 @@ What was measured (2 cores shared with wrk, 100-tree random forest on wine, one-
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import time
@@ -50,12 +51,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-import mlflow.pyfunc
 import mlserver_mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
 from mlserver.codecs import NumpyCodec, PandasCodec
+from mlserver.codecs.numpy import to_dtype
 from mlserver.errors import InvalidModelURI, MLServerError
 from mlserver.logging import logger
 from mlserver.settings import ModelSettings
@@ -69,9 +70,9 @@ from mlops_kit.serving.batching import (
     DEFAULT_MAX_BATCH_TIME,
     Batcher,
     Columns,
-    model_input,
 )
 from mlops_kit.serving.payload import request_problems
+from mlops_kit.serving.predictor import load_model, model_predict
 
 __all__ = [
     "InvalidRequest",
@@ -322,8 +323,16 @@ def decode_columns(
             or math.prod(inp.shape[1:]) != 1
         ):
             return None
-        arrays[inp.name] = NumpyCodec.decode_input(inp).reshape(inp.shape[0])
+        # NumpyCodec.decode_input without its per-call look-ups: same dtype, same values.
+        data = inp.data.root
+        arrays[inp.name] = np.array(data, _dtype(inp.datatype)).reshape(inp.shape[0])
     return Columns(arrays)
+
+
+@functools.cache
+def _dtype(datatype: str) -> np.dtype:
+    """The numpy dtype ``NumpyCodec`` decodes a V2 datatype (not BYTES) to."""
+    return to_dtype(RequestInput(name="", datatype=datatype, shape=[0], data=[]))
 
 
 def _batcher_for(settings: ModelSettings, predict: Any, name: str) -> Batcher | None:
@@ -344,15 +353,12 @@ def _batcher_for(settings: ModelSettings, predict: Any, name: str) -> Batcher | 
     batch_sizes = metrics.BATCH_REQUESTS.labels(model_name=name, model_version=version or "")
     batch_fallbacks = metrics.BATCH_FALLBACKS.labels(model_name=name, model_version=version or "")
 
-    def call(data: Any, params: dict[str, Any] | None) -> Any:
-        return predict(data, params=params)
-
     def on_batch(requests: int, rows: int, fell_back: bool) -> None:
         batch_sizes.observe(requests)
         if fell_back:
             batch_fallbacks.inc()
 
-    return Batcher(call, max_batch_size=size, max_batch_time=wait, name=name, on_batch=on_batch)
+    return Batcher(predict, max_batch_size=size, max_batch_time=wait, name=name, on_batch=on_batch)
 
 
 class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
@@ -386,7 +392,7 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
             to_absolute_path(self._settings, parsed.path) if parsed.scheme == "file" else params.uri
         )
         try:
-            self._model = mlflow.pyfunc.load_model(uri)
+            self._model = load_model(uri)
         except Exception as exc:
             logger.exception(
                 "could not load model %s version %s from %s", self.name, self.version, uri
@@ -399,7 +405,8 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
         self._validator = RequestValidator.from_schema(self._input_schema, self.name)
         params = self._signature.params if self._signature is not None else None
         self._params = frozenset(spec.name for spec in params.params) if params else frozenset()
-        self._batcher = _batcher_for(self._settings, self._model.predict, self.name)
+        self._predict = model_predict(self._model)
+        self._batcher = _batcher_for(self._settings, self._predict, self.name)
         # Nearly every object alive now lives as long as the server. A full collection would
         # walk them all (about 250 ms with MLflow, pandas and a model loaded) and stall every
         # request in flight; frozen, collections skip them. An unloaded version is still freed
@@ -441,7 +448,7 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
             if self._batcher is not None and not self._batcher.closed:
                 output = await self._batcher.submit(decoded, params)
             else:
-                output = self._model.predict(model_input(decoded), params=params)
+                output = self._predict(decoded, params)
         except Exception as exc:
             raise self._predict_error(exc) from None
         return self.encode_response(output, default_codec=TensorDictCodec)

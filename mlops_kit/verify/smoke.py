@@ -11,6 +11,7 @@ itself.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -342,23 +343,36 @@ def trusted_models() -> Iterator[None]:
             os.environ[name] = before
 
 
-def examples_from_model(model_uri: str) -> tuple[pd.DataFrame, np.ndarray]:
+def examples_from_model(
+    model_uri: str, cache: Path | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The MLflow model's saved input example and the model's own predictions for it.
 
     ``model_uri`` is a local path, a ``file://`` URI or any URI MLflow can download
     (``models:/name/1``, ``runs:/...``). Raises ToolkitError if the model has no example.
+    With a ``cache`` directory, a local model's examples and predictions are kept there once
+    computed, under a digest of its ``MLmodel`` file (which names the logged model's id): a
+    promotion then verifies a candidate that passed staging without importing MLflow or loading
+    the model (seconds on a command's critical path).
     """
+    parsed = urlparse(model_uri)
+    local = None
+    if parsed.scheme == "file":
+        local = unquote(parsed.path)
+    elif not parsed.scheme or len(parsed.scheme) == 1:
+        local = str(Path(model_uri).expanduser())
+    kept = _cache_file(cache, local)
+    found = _read_examples(kept) if kept is not None else None
+    if found is not None:
+        return found
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    parsed = urlparse(model_uri)
     try:
         with trusted_models():
-            if parsed.scheme == "file":
-                path = unquote(parsed.path)
-            elif not parsed.scheme or len(parsed.scheme) == 1:
-                path = str(Path(model_uri).expanduser())
+            if local is not None:
+                path = local
             else:
                 import mlflow.artifacts
 
@@ -374,4 +388,58 @@ def examples_from_model(model_uri: str) -> tuple[pd.DataFrame, np.ndarray]:
             predictions = mlflow.pyfunc.load_model(path).predict(example)
     except (MlflowException, OSError) as exc:
         raise ToolkitError(f"could not load the model at {model_uri}: {exc}") from exc
-    return example, _flat(np.asarray(predictions))
+    expected = _flat(np.asarray(predictions))
+    if kept is not None:
+        _write_examples(kept, example, expected)
+    return example, expected
+
+
+# Kinds the cache keeps exactly in JSON: booleans, integers, floats (``repr`` round-trips).
+_CACHED_KINDS = "biuf"
+
+
+def _cache_file(cache: Path | None, local: str | None) -> Path | None:
+    if cache is None or local is None:
+        return None
+    try:
+        mlmodel = (Path(local) / "MLmodel").read_bytes()
+    except OSError:
+        return None
+    digest = hashlib.sha256(mlmodel + b"\0" + str(Path(local).resolve()).encode()).hexdigest()
+    return cache / f"{digest[:32]}.json"
+
+
+def _read_examples(path: Path) -> tuple[pd.DataFrame, np.ndarray] | None:
+    try:
+        kept = json.loads(path.read_text())
+        example = pd.DataFrame(
+            {
+                name: np.array(values, dtype=dtype)
+                for name, dtype, values in zip(
+                    kept["columns"], kept["dtypes"], kept["data"], strict=True
+                )
+            }
+        )
+        expected = np.array(kept["predictions"], dtype=kept["predictions_dtype"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or unreadable: computed again, and written again
+    return example, expected
+
+
+def _write_examples(path: Path, example: pd.DataFrame, expected: np.ndarray) -> None:
+    dtypes = [np.dtype(t) if isinstance(t, np.dtype) else None for t in example.dtypes]
+    if expected.dtype.kind not in _CACHED_KINDS or any(
+        t is None or t.kind not in _CACHED_KINDS for t in dtypes
+    ):
+        return  # strings, dates, objects: not kept exactly enough to be worth it
+    from mlops_kit.process import write_json
+
+    kept = {
+        "columns": [str(c) for c in example.columns],
+        "dtypes": [t.str for t in dtypes if t is not None],
+        "data": [example[c].tolist() for c in example.columns],
+        "predictions": expected.tolist(),
+        "predictions_dtype": expected.dtype.str,
+    }
+    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        write_json(path, kept)
