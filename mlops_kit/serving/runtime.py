@@ -18,26 +18,13 @@ own adaptive batching must stay off: it fails every request of a batch when one 
 
 Model settings select it with ``"implementation": "mlops_kit.serving.runtime.MLflowRuntime"``.
 
-What was measured (2 cores shared with wrk, 100-tree random forest on wine, one-row requests,
-50 connections; other jobs on the machine move the figures by up to 2x):
-
-- Unbatched: about 135 req/s, p50 270-320 ms, p99 over 6 s. One ``predict`` costs 5.2 ms for
-  1 row and 5.2 ms for 64 (the per-tree overhead dominates), so batching is the lever.
-- MLServer's pandas codec costs 0.6 ms a request (13 ``Series`` and a ``DataFrame``), half the
-  event loop's time once batching; ``pd.concat`` of one-row frames is slow too (it compares
-  Arrow-string column indexes). :func:`decode_columns` decodes numeric columns to arrays
-  (0.07 ms) and a batch makes one DataFrame: 600 -> 1100-1400 req/s.
-- A full garbage collection walks ~440k objects (MLflow, pandas, the model) in 250 ms and
-  stalls every request in flight: p99 about 400 ms. ``gc.freeze()`` after loading: p99 55-100
-  ms at 1100-1400 req/s, p50 35-45 ms, on a quiet machine.
-- ``predict`` on the event loop instead of one worker thread: p99 260-400 ms (the loop stops
-  reading requests while a batch predicts).
-- ``max_batch_time`` 0 (batch only what queued while the last batch ran) gave smaller batches
-  and a worse, unsteady p99; 5 or 10 ms were no better than 2 ms. Batches settle at about 25
-  requests, two alternating: one predicts while the loop reads and answers the other.
-- What is left is MLServer's own HTTP path (uvicorn's pure-Python h11 parser, FastAPI,
-  pydantic, Prometheus middleware: about 0.6 ms a request); with ``httptools`` installed
-  uvicorn uses it instead, worth +60% req/s measured here.
+Why it is built this way (measured with 2 cores shared with wrk, 100-tree random forest on
+wine, one-row requests, 50 connections; docs/serving.md has the benchmark's figures):
+one ``predict`` costs about the same for 1 row and for 64 (per-tree overhead), so batching is
+the lever; MLServer's pandas codec and ``pd.concat`` of one-row frames cost more than the
+model, so :func:`decode_columns` decodes to arrays and a batch makes one DataFrame; a full
+garbage collection walks ~440k long-lived objects in 250 ms, so they are frozen after loading;
+``predict`` runs in one worker thread so the loop keeps reading requests while a batch runs.
 """
 
 from __future__ import annotations
@@ -423,7 +410,7 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
         began = time.perf_counter()
         outcome = "error"
         try:
-            response = await self._predict(payload)
+            response = await self._infer(payload)
             outcome = "ok"
             return response
         except MLServerError as exc:
@@ -432,7 +419,7 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
         finally:
             metrics.observe(self.name, self.version or "", outcome, time.perf_counter() - began)
 
-    async def _predict(self, payload: InferenceRequest) -> InferenceResponse:
+    async def _infer(self, payload: InferenceRequest) -> InferenceResponse:
         problems = request_problems(payload, self._params)
         if problems:
             raise InvalidRequest(
