@@ -46,6 +46,7 @@ from mlops_kit.display import fields
 from mlops_kit.errors import ConfigError
 from mlops_kit.settings_base import Section as _Section
 from mlops_kit.settings_loadtest import LoadTestSettings
+from mlops_kit.settings_rollout import RolloutSettings
 from mlops_kit.settings_sagemaker import SageMakerSettings
 
 ENV_PREFIX = "MLOPS_KIT_"
@@ -101,6 +102,8 @@ class EnvironmentSettings(_Section):
     None: the environment before it in the list (the first one takes versions from training).
     A version is promoted here only after that environment served it and its smoke test passed.
     """
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    """How a promotion moves traffic to the new version: replace, canary, shadow, blue_green."""
 
 
 class GateSettings(_Section):

@@ -46,6 +46,9 @@ ENVIRONMENT_ANNOTATION = _A + "environment"
 FLAVOUR_ANNOTATION = _A + "flavour"
 MODEL_URI_ANNOTATION = _A + "model-uri"
 CUSTOM_CLASS_ANNOTATION = _A + "custom-class"
+CANDIDATE_ANNOTATION = _A + "candidate"
+"""A progressive rollout's candidate (JSON of :class:`~mlops_kit.deployment.Candidate`): every
+format carries it here, whatever its body renders of it."""
 # Seldon v2 Models have no traffic, image or cpu fields: those live in annotations there.
 TRAFFIC_ANNOTATION = _A + "traffic"
 IMAGE_ANNOTATION = _A + "image"
@@ -208,6 +211,8 @@ def spec_from_manifest(doc: Any) -> DeploymentSpec:
             "run_id": annotations.get(RUN_ID_ANNOTATION),
             "custom_class": annotations.get(CUSTOM_CLASS_ANNOTATION),
         }
+        if CANDIDATE_ANNOTATION in annotations:
+            base["candidate"] = json.loads(annotations[CANDIDATE_ANNOTATION])
         return DeploymentSpec(**base, **fields)
     except ValidationError as exc:
         problems = "; ".join(
@@ -275,6 +280,8 @@ def _spec_metadata(
         annotations[RUN_ID_ANNOTATION] = spec.run_id
     if spec.custom_class is not None:
         annotations[CUSTOM_CLASS_ANNOTATION] = spec.custom_class
+    if spec.candidate is not None:
+        annotations[CANDIDATE_ANNOTATION] = json.dumps(spec.candidate.model_dump())
     annotations.update(extra)
     return _metadata(spec.model_name, namespace, labels, annotations)
 

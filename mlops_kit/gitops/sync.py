@@ -14,6 +14,7 @@ from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.settings import require_project
 
 if TYPE_CHECKING:
+    from mlops_kit.deployment import Candidate
     from mlops_kit.project import Project
     from mlops_kit.targets.base import DeploymentTarget
 
@@ -110,6 +111,8 @@ def sync(
             kind, detail = "repair", status.detail or "not ready"
         elif status.version != spec.version:
             kind, detail = "update", f"was v{status.version}"
+        elif status.candidate != spec.candidate:
+            kind, detail = "update", _candidate_change(status.candidate, spec.candidate)
         else:
             report.actions.append(SyncAction("unchanged", name, spec.version))
             continue
@@ -126,6 +129,18 @@ def sync(
             report.drift.append(moved.message())
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _candidate_change(observed: Candidate | None, desired: Candidate | None) -> str:
+    """``candidate v2 at 10% -> 50%`` and the like, for a sync action's detail."""
+
+    def show(c: Candidate | None) -> str:
+        if c is None:
+            return "none"
+        share = f"mirror {c.mirror_percent}%" if c.mirror else f"{c.weight}%"
+        return f"v{c.version} at {share}"
+
+    return f"candidate {show(observed)} -> {show(desired)}"
 
 
 def watch(

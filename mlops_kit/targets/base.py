@@ -24,7 +24,7 @@ from mlops_kit.errors import ConfigError, TargetError, ToolkitError, Unsupported
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_kit.deployment import DeploymentSpec
+    from mlops_kit.deployment import Candidate, DeploymentSpec
     from mlops_kit.project import Project
     from mlops_kit.settings import EnvironmentSettings, Settings
 
@@ -54,6 +54,9 @@ class DeploymentStatus(display.Rich):
     """What ``endpoint`` speaks: ``v2`` (append ``/infer``) or ``seldon`` (POST to it)."""
     metrics_url: str | None = None
     """Prometheus metrics of the server, where the target knows them."""
+    candidate: Candidate | None = None
+    """The candidate served beside ``version`` (weight, mirror) as observed; None when there is
+    none or the target does not report it (sync then re-applies a spec that has one)."""
 
     def summary(self) -> str:
         """One line: what serves where, or why nothing does."""
