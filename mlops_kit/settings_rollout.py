@@ -61,8 +61,6 @@ class RolloutSettings(_Section):
     """Shadow: percent of live requests copied to the candidate."""
     min_agreement: float = Field(default=0.95, ge=0.0, le=1.0)
     """Shadow: share of mirrored requests whose answer must equal the live one."""
-    max_wait_seconds: float = Field(default=600.0, gt=0, le=86_400)
-    """A step or shadow waits at most this long for ``min_requests`` before it pauses."""
 
     @field_validator("steps")
     @classmethod

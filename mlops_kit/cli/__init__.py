@@ -16,6 +16,7 @@ from mlops_kit.cli import (
     commands_pipeline,
     commands_project,
     commands_promote,
+    commands_rollout,
     commands_signers,
     commands_tools,
 )
@@ -26,6 +27,7 @@ GROUPS = (
     commands_pipeline,
     commands_deploy,
     commands_promote,
+    commands_rollout,
     commands_signers,
     commands_tools,
 )

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlops_kit.project import Project
     from mlops_kit.promote.approvals import PromotionRequest
     from mlops_kit.promote.promotion import Promotions
+    from mlops_kit.registry.client import ModelVersionInfo
     from mlops_kit.targets.base import DeploymentStatus
 
 
@@ -60,6 +61,33 @@ def roll_out(promotions: Promotions, request: PromotionRequest, actor: str) -> P
         raise PromotionFailed(request.id, f"before it took traffic: {reason}") from exc
     previewed = candidate is not None
     previous = registry.by_alias(env)
+    strategy = project.settings.environment(env).rollout.strategy
+    if strategy != "replace":
+        from mlops_kit.promote import progressive
+
+        started = progressive.start(promotions, request, actor, spec, previewed)
+        if started is not None:
+            return started
+    return switch(promotions, request, actor, spec, previewed, previous)
+
+
+def switch(
+    promotions: Promotions,
+    request: PromotionRequest,
+    actor: str,
+    spec: DeploymentSpec,
+    previewed: bool,
+    previous: ModelVersionInfo | None,
+    steps: list[str] | None = None,
+) -> PromotionRequest:
+    """Hand the environment to the verified candidate at once: merge the request's branch, pin,
+    sync, smoke-test, move the alias. ``steps`` are a progressive rollout's commits (newest
+    first), reverted too if this fails."""
+    from mlops_kit.promote.promotion import branch_name
+
+    project, repo, registry = promotions.project, promotions.repo, promotions.registry
+    env = request.to_env
+    target = targets.for_environment(project.settings, env)
     trailers = {
         **promotions._trailers(request),
         "Approved-By": ", ".join(request.approvers),
@@ -88,16 +116,17 @@ def roll_out(promotions: Promotions, request: PromotionRequest, actor: str) -> P
             status = target.status(request.model_name)
             hooks.call("after_deploy", environment=env, spec=spec, status=status)
     except Exception as exc:
-        undo = [pin, merge] if pin else [merge]
+        undo = ([pin, merge] if pin else [merge]) + (steps or [])
         _undo(
             promotions, undo, request, actor, _reason(exc), previous.version if previous else None
         )
         raise PromotionFailed(request.id, _reason(exc)) from exc
     registry.set_alias(env, request.candidate)
+    how = f"{request.rollout['summary']}, " if request.rollout.get("summary") else ""
     done = request.with_status(
         "rolled_out",
         f"{env} serves v{request.candidate} since {_now()} "
-        f"(sync {report.seconds:.2f}s, smoke {result.n_requests} requests)",
+        f"({how}sync {report.seconds:.2f}s, smoke {result.n_requests} requests)",
     )
     promotions._save(done, actor, f"Roll out promotion {request.id}", {"Merge": merge})
     registry.tag(
