@@ -14,6 +14,7 @@ from mlops_kit.errors import PromotionFailed
 from mlops_kit.gitops.deploy import deploy, smoke
 from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.project import Project
+from mlops_kit.promote import progressive
 from mlops_kit.promote.promotion import Promotions
 from mlops_kit.registry.client import Registry
 from mlops_kit.targets import for_environment
@@ -40,6 +41,8 @@ def environments() -> list[dict]:
         {"name": "staging", "kind": "staging"},
         {"name": "mirror", "kind": "staging", "promotes_from": "staging", "approval": POLICY,
          "rollout": shadow},
+        {"name": "blue", "kind": "staging", "promotes_from": "staging", "approval": POLICY,
+         "rollout": {"strategy": "blue_green", "bake_seconds": 1.5, "analysis": ANALYSIS}},
         {"name": "production", "kind": "production", "promotes_from": "staging",
          "approval": POLICY, "rollout": canary},
     ]  # fmt: skip
@@ -202,3 +205,39 @@ def test_a_shadow_reports_agreement_and_no_client_sees_its_answers(env):
     during = [a for a in load.answers if a.status == 200]
     assert load.failed == [] and during
     assert served(project, "mirror")[0].version == "2"
+
+
+def test_a_person_continues_a_quiet_canary_to_the_end(env):
+    project, _, _ = env
+    request = promote(project, "3")
+    assert request.status == "paused"
+    bob = key(project, "bob")
+    promotions = Promotions(project)
+    after_10 = progressive.resume(promotions, request.id, "bob", "continue", signing_key=bob)
+    assert after_10.status == "paused" and "canary 50%" in after_10.outcome
+    done = progressive.resume(promotions, request.id, "carol", "continue", "quiet night",
+                              signing_key=key(project, "carol"))  # fmt: skip
+    assert done.status == "rolled_out", done.outcome
+    decisions = [e["decision"] for e in done.rollout["timeline"]]
+    assert decisions == ["pause", "continue", "pause", "continue"]
+    status, spec, alias = served(project)
+    assert (status.version, status.candidate, spec.candidate, alias) == ("3", None, None, "3")
+
+
+def test_blue_green_loads_green_beside_blue_and_switches_at_once(env):
+    project, data, _ = env
+    promote(project, "1", to_env="blue")
+    load = Load(endpoint(project, "blue"), data.X_test, threads=3, max_requests=1500, pause=0.01)
+    with load:
+        done = promote(project, "2", to_env="blue")
+        time.sleep(0.2)
+    phases = [(e["phase"], e["decision"]) for e in done.rollout["timeline"]]
+    counts = collections.Counter(a.version for a in load.answers)
+    print(f"\nblue/green under load: {dict(counts)}, {len(load.failed)} failed; {phases}")
+    assert done.status == "rolled_out", done.outcome
+    assert phases == [("green loaded beside blue", "next"), ("switched to green", "next")]
+    assert load.failed == [] and counts["1"] > 0 and counts["2"] > 0
+    switched = done.rollout["timeline"][1]
+    assert switched["weights"] == {"stable": 0, "candidate": 100}
+    assert switched["stable"]["requests"] == 0  # at once: blue took no request after the switch
+    assert served(project, "blue")[0].version == "2"
