@@ -71,6 +71,8 @@ def start(
     project, repo = promotions.project, promotions.repo
     settings = project.settings.environment(request.to_env).rollout
     stable = repo.get(request.to_env, request.model_name)
+    if stable is not None and stable.candidate is not None:
+        _refuse_second(promotions, request, actor)
     if stable is None or stable.version == spec.version or not phases(settings):
         return None
     previous = promotions.registry.by_alias(request.to_env)
@@ -89,6 +91,24 @@ def start(
     running = running.with_status("rolling_out", f"{settings.strategy} rollout started")
     promotions._save(running, actor, f"Start {settings.strategy} rollout of {request.id}")
     return _advance(promotions, running, actor)
+
+
+def _refuse_second(promotions: Promotions, request: PromotionRequest, actor: str) -> None:
+    """One rollout per environment: refuse ``request`` while another routes a candidate."""
+    from mlops_kit.promote.promotion import branch_name
+
+    busy = [
+        r.id
+        for r in promotions.all()
+        if r.to_env == request.to_env and r.status in ("paused", "rolling_out")
+    ]
+    reason = (
+        f"{request.to_env} is in the middle of another rollout ({', '.join(busy) or 'unknown'}): "
+        "continue or abort it first (mlops-kit rollout continue|abort REQUEST)"
+    )
+    promotions._save(request.with_status("failed", reason), actor, f"Refuse {request.id}")
+    promotions.repo.delete_branch(branch_name(request.id))
+    raise PromotionFailed(request.id, reason)
 
 
 def _advance(promotions: Promotions, request: PromotionRequest, actor: str) -> PromotionRequest:
@@ -316,13 +336,17 @@ def resume(
     signing_key: str | None = None,
 ) -> PromotionRequest:
     """A person's answer to a paused rollout: ``continue`` (the paused phase counts as passed)
-    or ``abort`` (roll back). Signed and checked like an approval; ApprovalRefused otherwise."""
+    or ``abort`` (roll back). Signed and checked like an approval; ApprovalRefused otherwise.
+
+    A request still ``rolling_out`` once the promotion lock is ours was left by a process that
+    died mid-phase: ``abort`` rolls it back, ``continue`` runs the interrupted phase again.
+    """
     from mlops_kit.promote.promotion import promotion_lock
 
     actor = actor.strip()
     with promotion_lock(promotions.project):
         request = promotions.get(request_id)
-        if request.status != "paused":
+        if request.status not in ("paused", "rolling_out"):
             raise ApprovalRefused(request.id, actor, f"the rollout is {request.status}, not paused")
         policy = promotions.project.settings.environment(request.to_env).approval
         if not actor:
@@ -345,6 +369,7 @@ def resume(
         if action == "abort":
             reason = f"aborted by {actor} at {phase['name']}" + (f": {comment}" if comment else "")
             return _roll_back(promotions, request, actor, reason)
-        state["next"] += 1
+        if request.status == "paused":
+            state["next"] += 1
         request = _save(promotions, request, state, actor, f"continued by {actor}")
         return _advance(promotions, request, actor)

@@ -183,6 +183,8 @@ def test_too_little_traffic_pauses_and_a_person_continues_or_aborts(env, capsys)
     assert main(["--config", str(path), "rollout", "continue", paused.id, *bob]) == 0
     again = Promotions(project).get(paused.id)
     assert again.status == "paused" and again.rollout["timeline"][-1]["phase"] == "canary 50%"
+    with pytest.raises(PromotionFailed, match="in the middle of another rollout"):
+        promote(project, "1")  # one rollout per environment at a time
     assert main(["--config", str(path), "rollout", "abort", paused.id, *bob, "-m", "quiet"]) == 0
     aborted = Promotions(project).get(paused.id)
     assert aborted.status == "failed" and "aborted by bob" in aborted.outcome
