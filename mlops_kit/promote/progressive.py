@@ -31,7 +31,7 @@ from mlops_kit.errors import ApprovalRefused, PromotionFailed
 from mlops_kit.gitops.deploy import spec_for
 from mlops_kit.gitops.sync import sync
 from mlops_kit.promote import analysis, approvals, signing
-from mlops_kit.promote.rollout import _undo, switch
+from mlops_kit.promote.rollout import _reason, _undo, switch
 from mlops_kit.train.training import TAG_PREFIX
 
 if TYPE_CHECKING:
@@ -113,39 +113,23 @@ def _refuse_second(promotions: Promotions, request: PromotionRequest, actor: str
 
 def _advance(promotions: Promotions, request: PromotionRequest, actor: str) -> PromotionRequest:
     """Run the phases from ``rollout.next`` on: to the switch, a pause, or a rollback."""
-    project, repo = promotions.project, promotions.repo
-    env, model = request.to_env, request.model_name
-    settings = project.settings.environment(env).rollout
+    project, env = promotions.project, request.to_env
     source = analysis.metrics_source(project)
     state = dict(request.rollout)
     candidate = spec_for(project, env, request.candidate)
     while state["next"] < len(state["phases"]):
         phase = state["phases"][state["next"]]
-        sha = _commit(promotions, request, actor, phase, settings, candidate)
-        if sha:
-            state["commits"] = [sha, *state["commits"]]
-        sync(project, env, repo=repo)
-        if not phase.get("analyse", True):
-            state["timeline"] = [*state["timeline"], _entry(phase, None, None, "next", [])]
+        try:
+            verdict = _run_phase(promotions, request, actor, phase, candidate, source, state)
+        except Exception as exc:  # a sync or a scrape failed: the rollout cannot judge safely
+            reason = f"{phase['name']} could not run: {_reason(exc)}"
+            _roll_back(promotions, replace(request, rollout=state), actor, reason)
+            raise PromotionFailed(request.id, reason) from exc
+        if verdict is None:  # a phase that only loads
             state["next"] += 1
             request = _save(promotions, request, state, actor, f"{phase['name']}: loaded")
             continue
-        source.begin(env, model)
-        time.sleep(settings.bake_seconds)
-        role = "shadow" if phase.get("mirror") else "candidate"
-        stable = source.metrics_for(env, model, state["stable"], "stable")
-        seen = source.metrics_for(env, model, request.candidate, role)
-        verdict = analysis.judge(settings, stable, seen)
-        if verdict.outcome == "pass":
-            decision = "next"
-        elif verdict.outcome == "inconclusive":
-            decision = "pause"
-        else:
-            state["failures"] += 1
-            limit = settings.analysis.failure_limit
-            decision = "rollback" if state["failures"] >= limit else "retry"
-        entry = _entry(phase, stable, seen, decision, verdict.reasons)
-        state["timeline"] = [*state["timeline"], entry]
+        decision = state["timeline"][-1]["decision"]
         if decision == "rollback":
             reason = f"{phase['name']} failed analysis: " + "; ".join(verdict.reasons)
             request = replace(request, rollout=state)
@@ -172,6 +156,47 @@ def _advance(promotions: Promotions, request: PromotionRequest, actor: str) -> P
     )
     _evidence(promotions, done)
     return done
+
+
+def _run_phase(
+    promotions: Promotions,
+    request: PromotionRequest,
+    actor: str,
+    phase: dict[str, Any],
+    candidate: DeploymentSpec,
+    source: analysis.MetricsSource,
+    state: dict[str, Any],
+) -> analysis.Verdict | None:
+    """Commit and sync one phase, bake, judge; its timeline entry goes into ``state``.
+
+    None for a phase that is not analysed (blue/green's loading of green).
+    """
+    project, env, model = promotions.project, request.to_env, request.model_name
+    settings = project.settings.environment(env).rollout
+    sha = _commit(promotions, request, actor, phase, settings, candidate)
+    if sha:
+        state["commits"] = [sha, *state["commits"]]
+    sync(project, env, repo=promotions.repo)
+    if not phase.get("analyse", True):
+        state["timeline"] = [*state["timeline"], _entry(phase, None, None, "next", [])]
+        return None
+    source.begin(env, model)
+    time.sleep(settings.bake_seconds)
+    role = "shadow" if phase.get("mirror") else "candidate"
+    stable = source.metrics_for(env, model, state["stable"], "stable")
+    seen = source.metrics_for(env, model, request.candidate, role)
+    verdict = analysis.judge(settings, stable, seen)
+    if verdict.outcome == "pass":
+        decision = "next"
+    elif verdict.outcome == "inconclusive":
+        decision = "pause"
+    else:
+        state["failures"] += 1
+        limit = settings.analysis.failure_limit
+        decision = "rollback" if state["failures"] >= limit else "retry"
+    entry = _entry(phase, stable, seen, decision, verdict.reasons)
+    state["timeline"] = [*state["timeline"], entry]
+    return verdict
 
 
 def _commit(

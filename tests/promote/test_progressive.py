@@ -4,6 +4,9 @@ candidate, pause / continue / abort through the CLI, shadow, on real git, MLflow
 from __future__ import annotations
 
 import collections
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -243,3 +246,38 @@ def test_blue_green_loads_green_beside_blue_and_switches_at_once(env):
     assert switched["weights"] == {"stable": 0, "candidate": 100}
     assert switched["stable"]["requests"] == 0  # at once: blue took no request after the switch
     assert served(project, "blue")[0].version == "2"
+
+
+def test_a_server_lost_mid_step_rolls_the_rollout_back(env):
+    project, _, _ = env
+    repo = GitOpsRepo.from_settings(project.settings)
+    before = served(project)[0]
+    killed: list[int] = []
+
+    def kill_once_the_canary_is_committed() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            spec = repo.get("production", project.model_name)
+            if spec is not None and spec.candidate is not None:
+                status = for_environment(project.settings, "production").status(project.model_name)
+                if status is not None and status.candidate is not None and status.pid:
+                    os.kill(status.pid, signal.SIGKILL)
+                    killed.append(status.pid)
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_once_the_canary_is_committed)
+    killer.start()
+    try:
+        with pytest.raises(PromotionFailed, match="canary 10% could not run"):
+            promote(project, "2")
+    finally:
+        killer.join(70)
+    status, spec, alias = served(project)
+    assert killed and status.pid != killed[0]  # sync restarted the server
+    assert (status.version, status.candidate, spec.candidate, alias) == (
+        before.version,
+        None,
+        None,
+        before.version,
+    )
