@@ -148,6 +148,19 @@ def _advance(promotions: Promotions, request: PromotionRequest, actor: str) -> P
         if decision == "next":
             state["next"] += 1
         request = _save(promotions, request, state, actor, f"{phase['name']}: {decision}")
+    # Back to the plain stable spec (not synced: the merge below follows at once), so that
+    # the merge's diff is the whole change and reverting it restores exactly this.
+    stable = promotions.repo.get(env, request.model_name)
+    if stable is not None and stable.candidate is not None:
+        sha = promotions.repo.write(
+            stable.model_copy(update={"candidate": None}),
+            actor=actor,
+            message=f"Rollout {request.model_name} v{request.candidate} in {env}: every phase "
+            f"passed ({request.id})",
+            trailers={**promotions._trailers(request), "Rollout-Phase": "passed"},
+        )
+        if sha:
+            state["commits"] = [sha, *state["commits"]]
     state["summary"] = _summary(state)
     request = replace(request, rollout=state)
     previous = promotions.registry.by_alias(env)

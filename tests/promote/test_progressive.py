@@ -227,6 +227,10 @@ def test_a_person_continues_a_quiet_canary_to_the_end(env):
     assert decisions == ["pause", "continue", "pause", "continue"]
     status, spec, alias = served(project)
     assert (status.version, status.candidate, spec.candidate, alias) == ("3", None, None, "3")
+    # One rollback steps back over the whole rollout, to the plain previous version.
+    Promotions(project).rollback("production", "bob")
+    status, spec, alias = served(project)
+    assert (status.version, status.candidate, spec.candidate, alias) == ("2", None, None, "2")
 
 
 def test_blue_green_loads_green_beside_blue_and_switches_at_once(env):
@@ -270,7 +274,7 @@ def test_a_server_lost_mid_step_rolls_the_rollout_back(env):
     killer.start()
     try:
         with pytest.raises(PromotionFailed, match="canary 10% could not run"):
-            promote(project, "2")
+            promote(project, "3")
     finally:
         killer.join(70)
     status, spec, alias = served(project)
