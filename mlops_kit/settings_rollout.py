@@ -35,9 +35,10 @@ class Analysis(_Section):
     """99th percentile latency of the candidate's answers, at most, in milliseconds."""
     min_requests: int = Field(default=20, ge=0)
     """Candidate requests a step needs to be judged; fewer pauses the rollout."""
-    max_prediction_drift: float | None = Field(default=0.5, ge=0.0)
+    max_prediction_drift: float | None = Field(default=None, ge=0.0)
     """Relative change of the candidate's mean prediction against the stable version's,
-    at most (``|mean_c - mean_s| / max(|mean_s|, 1)``); None skips the check."""
+    at most (``|mean_c - mean_s| / max(|mean_s|, 1)``); None (the default) skips the check.
+    Means of a few dozen answers move a lot by chance: set it where steps see hundreds."""
     failure_limit: int = Field(default=1, ge=1, le=100)
     """Failed analyses that roll the candidate back (1: the first failure does)."""
 

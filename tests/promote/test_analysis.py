@@ -17,7 +17,12 @@ from tests.support.specs import SPECS
 
 RULES = RolloutSettings(
     strategy="canary",
-    analysis={"min_requests": 20, "max_error_rate": 0.05, "max_p99_ms": 200},
+    analysis={
+        "min_requests": 20,
+        "max_error_rate": 0.05,
+        "max_p99_ms": 200,
+        "max_prediction_drift": 0.5,
+    },  # fmt: skip
 )
 STABLE = VersionFigures("1", "stable", requests=500, p99_ms=40, mean_prediction=1.0)
 

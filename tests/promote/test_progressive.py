@@ -31,7 +31,9 @@ pytestmark = pytest.mark.slow
 
 FAULTY = Path(__file__).parents[1] / "support" / "faulty_model.py"
 POLICY = {"approvers": ["bob", "carol"], "four_eyes": True, "min_approvals": 1}
-ANALYSIS = {"min_requests": 5, "max_error_rate": 0.05, "max_p99_ms": 250, "failure_limit": 1}
+# A generous drift limit: a 10% step sees a few dozen answers, whose mean moves by chance.
+ANALYSIS = {"min_requests": 5, "max_error_rate": 0.05, "max_p99_ms": 350, "failure_limit": 1,
+            "max_prediction_drift": 1.5}  # fmt: skip
 
 
 def environments() -> list[dict]:
