@@ -7,7 +7,7 @@ DEMO_EXTRAS := load,lab
 TEST_EXTRAS := dev,load,lab,kubernetes,sagemaker,s3,postgres
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint docs screenshots clean down seldon-env
+.PHONY: demo test test-fast lint docs screenshots clean down seldon-env kfp-env
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.12 found (see scripts/find-python)"; exit 1; }
@@ -38,6 +38,14 @@ demo: $(VENV)/.installed-demo
 ## seldon-env: the seldon-core environment of the custom flavour (tests make it when missing)
 seldon-env: $(VENV)/.installed-test
 	$(BIN)/python -c 'from mlops_kit.serving.seldon import ensure_seldon_env as e; print(e(".venv-seldon"))'
+
+## kfp-env: an environment with kfp, to compile schedules for Kubeflow Pipelines (kfp pins
+#   kubernetes<31, so it never shares .venv; point schedule.kfp_python at .venv-kfp/bin/python)
+kfp-env: .venv-kfp/bin/python
+
+.venv-kfp/bin/python:
+	$(PYTHON) -m venv .venv-kfp
+	.venv-kfp/bin/python -m pip install --quiet 'kfp>=2.9,<3'
 
 ## test: run every test
 test: $(VENV)/.installed-test
@@ -70,4 +78,4 @@ down: $(VENV)/.installed-demo
 ## clean: stop servers, remove state, reports and the virtual environment
 clean:
 	-test -x $(BIN)/mlops-kit && $(BIN)/mlops-kit down
-	rm -rf .mlops build $(VENV) .venv-seldon .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .mlops build $(VENV) .venv-seldon .venv-kfp .pytest_cache .mypy_cache .ruff_cache

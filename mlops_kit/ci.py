@@ -57,7 +57,9 @@ _REQUIREMENT = re.compile(
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f'\"`\\]|\$\{\{")
 
 
-class _Template(string.Template):
+class Template(string.Template):
+    """A template with ``@@{name}`` placeholders (``$`` belongs to shells and CI syntax)."""
+
     delimiter = "@@"
 
 
@@ -76,7 +78,7 @@ def toolkit_requirement(spec: str, extras: Sequence[str] = ()) -> str:
     the extras after its name; a bare URL becomes ``mlops-kit[extras] @ URL``; anything else
     is a local path (directory, wheel, sdist) and gets ``[extras]`` appended, as pip accepts.
     """
-    spec = _safe("toolkit_spec", spec.strip())
+    spec = safe("toolkit_spec", spec.strip())
     if spec.startswith("~"):
         raise ParameterError("toolkit_spec", "use a path relative to the repository, not ~")
     extras = [_extra(e) for e in extras]
@@ -162,7 +164,7 @@ def pipeline_command(
     return [
         "mlops-kit",
         "--config",
-        _safe("config", config),
+        safe("config", config),
         "run",
         "--quiet",
         "--output-dir",
@@ -209,7 +211,7 @@ def render_ci(
         "destination": chosen.destination,
     }
     source = resources.files("mlops_kit") / "templates" / "ci" / chosen.template
-    text = _Template(source.read_text(encoding="utf-8")).substitute(values)
+    text = Template(source.read_text(encoding="utf-8")).substitute(values)
     return {chosen.destination: text}
 
 
@@ -225,10 +227,18 @@ def write_ci(
     ``options`` are :func:`render_ci`'s (python, notebooks, config, extras, toolkit_spec,
     target). Nothing is written when a file exists and ``force`` is false: ConfigError names it.
     """
+    return write_files(Path(repo_dir), render_ci(provider, **options), force=force)
+
+
+def write_files(repo_dir: Path, rendered: dict[str, str], *, force: bool = False) -> list[Path]:
+    """Write ``rendered`` (path relative to the repository → text) under ``repo_dir``.
+
+    Nothing is written when a file exists and ``force`` is false: ConfigError names it.
+    """
     repo = Path(repo_dir)
     if not repo.is_dir():
         raise ConfigError(f"{repo} is not a directory")
-    files = {repo / relative: text for relative, text in render_ci(provider, **options).items()}
+    files = {repo / relative: text for relative, text in rendered.items()}
     if not force:
         for path in files:
             if path.exists():
@@ -247,7 +257,8 @@ def _split(value: Sequence[str] | str) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
-def _safe(name: str, value: str) -> str:
+def safe(name: str, value: str) -> str:
+    """``value``, unless it needs quoting in YAML, Groovy or a GitHub expression."""
     if not value:
         raise ParameterError(name, "must not be empty")
     if _UNSAFE.search(value):

@@ -224,6 +224,32 @@ class MetricsUnavailable(ToolkitError):
         self.reason = reason
 
 
+class PrometheusMissing(ConfigError):
+    """The Prometheus program is not installed; the message says how to get it."""
+
+    def __init__(self, binary: str) -> None:
+        super().__init__(
+            f"Prometheus ({binary!r}) is not installed; install it with: apt-get install "
+            "prometheus (Debian/Ubuntu), or set monitor.binary to its path. Without it the "
+            "toolkit reads the endpoints' /metrics directly"
+        )
+        self.binary = binary
+
+
+class MonitorError(ToolkitError):
+    """The local Prometheus could not be started, reached or stopped."""
+
+
+class QueryFailed(MetricsUnavailable):
+    """A PromQL query was refused or could not be answered by the Prometheus HTTP API."""
+
+    def __init__(self, url: str, expr: str, reason: str) -> None:
+        ToolkitError.__init__(self, f"Prometheus at {url} could not answer {expr!r}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.expr = expr
+
+
 class LoadTestError(ToolkitError):
     """A load test could not run or did not finish: no figures to judge."""
 
@@ -375,3 +401,51 @@ class RegistryUnreachable(RegistryError):
         super().__init__(f"cannot reach the registry database {uri}: {reason}")
         self.uri = uri
         self.reason = reason
+
+
+# --- schedules
+
+
+class InvalidCron(ConfigError):
+    """A schedule's cron expression cannot be read; nothing was written."""
+
+    def __init__(self, expression: str, problem: str) -> None:
+        super().__init__(f"invalid cron expression {expression!r}: {problem}")
+        self.expression = expression
+
+
+class ScheduleNotFound(ConfigError):
+    """No schedule has that name; the message lists the ones there are."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(known) if known else "none yet (`mlops-kit schedule add`)"
+        super().__init__(f"no schedule named {name!r}; schedules: {listed}")
+        self.name = name
+
+
+class SchedulerError(ToolkitError):
+    """The scheduler process could not be started or stopped, or a run could not be made."""
+
+
+# --- your own code and data
+
+
+class DataError(ConfigError):
+    """The training data cannot be read or does not fit what the project declares (a missing
+    column, a label of another task); the message names the file or column."""
+
+
+class EntrypointError(ToolkitError):
+    """A training entrypoint raised or returned what the toolkit cannot register; the message
+    names the entrypoint (``package.module:function``) and what was wrong."""
+
+    def __init__(self, entrypoint: str, problem: str) -> None:
+        super().__init__(f"training entrypoint {entrypoint!r} {problem}")
+        self.entrypoint = entrypoint
+        self.problem = problem
+
+
+class EntrypointNotFound(EntrypointError, ConfigError):
+    """A training entrypoint cannot be imported or is not a function (exit code 2)."""
+
+    exit_code = 2

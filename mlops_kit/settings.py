@@ -46,13 +46,18 @@ from mlops_kit.display import fields
 from mlops_kit.errors import ConfigError
 from mlops_kit.settings_base import Section as _Section
 from mlops_kit.settings_loadtest import LoadTestSettings
+from mlops_kit.settings_monitor import MonitorSettings
 from mlops_kit.settings_rollout import RolloutSettings
 from mlops_kit.settings_sagemaker import SageMakerSettings
+from mlops_kit.settings_schedule import ScheduleSettings
+from mlops_kit.settings_training import DATASETS as DATASETS  # re-exported
+from mlops_kit.settings_training import MODEL_TYPES as MODEL_TYPES
+from mlops_kit.settings_training import GateSettings as GateSettings
+from mlops_kit.settings_training import TrainingSettings as TrainingSettings
+from mlops_kit.settings_training import check_task
 
 ENV_PREFIX = "MLOPS_KIT_"
 DEFAULT_CONFIG = PROJECT_FILE
-DATASETS = ("wine", "iris", "breast_cancer", "digits")
-MODEL_TYPES = ("random_forest", "gradient_boosting", "logistic_regression")
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -79,6 +84,9 @@ class ApprovalPolicy(_Section):
     ci_identity_variable: str = Field(default="GITHUB_ACTOR", pattern=r"^[A-Z_][A-Z0-9_]*$")
     """Environment variable the CI platform sets to the person who triggered the job
     (``GITHUB_ACTOR``, ``GITLAB_USER_LOGIN``, ``BUILD_USER_ID``), for ``identity: ci``."""
+    auto_promote: bool = False
+    """Let a scheduled run approve its own candidate as ``schedule.identity``: signed with the
+    schedule's key, under every other rule here (``approvers``, ``min_approvals``, gates)."""
 
 
 class EnvironmentSettings(_Section):
@@ -104,36 +112,6 @@ class EnvironmentSettings(_Section):
     """
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     """How a promotion moves traffic to the new version: replace, canary, shadow, blue_green."""
-
-
-class GateSettings(_Section):
-    """The quality gate a challenger must pass against the current champion."""
-
-    metric: Literal["accuracy", "f1_macro", "precision_macro", "recall_macro"] = "accuracy"
-    """Metric computed on the held-out split for challenger and champion alike."""
-    min_value: float = Field(default=0.8, ge=0.0, le=1.0)
-    """Absolute floor the challenger must reach."""
-    max_regression: float = Field(default=0.02, ge=0.0, le=1.0)
-    """How far below the champion the challenger may fall and still pass."""
-
-
-class TrainingSettings(_Section):
-    """What to train: a bundled scikit-learn dataset and an estimator with its parameters."""
-
-    dataset: Literal["wine", "iris", "breast_cancer", "digits"] = "wine"
-    """A dataset that ships inside scikit-learn; nothing is downloaded."""
-    model_type: Literal["random_forest", "gradient_boosting", "logistic_regression"] = (
-        "random_forest"
-    )
-    """Estimator family."""
-    n_estimators: int = Field(default=100, ge=1, le=5000)
-    """Trees, for the ensemble model types."""
-    max_depth: int | None = Field(default=None, ge=1, le=100)
-    """Maximum tree depth; None grows trees fully."""
-    test_size: float = Field(default=0.25, gt=0.0, lt=1.0)
-    """Fraction of rows held out for evaluation and gating."""
-    random_state: int = 42
-    """Seed for the split and the estimator, so a rerun reproduces the same model."""
 
 
 class ServingSettings(_Section):
@@ -260,10 +238,14 @@ class Settings(BaseSettings):
     """GitOps repository location."""
     load_test: LoadTestSettings = Field(default_factory=LoadTestSettings)
     """Load-test bounds and service-level objectives."""
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    """The metrics store: the local Prometheus (``mlops-kit monitor``) or a cluster's."""
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     """The Kubernetes target's cluster and ingress."""
     sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
     """The SageMaker target's region, role, image, bucket and endpoints."""
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    """Scheduled retrain-and-redeploy: identity, missed runs, retries (docs/schedules.md)."""
 
     @field_validator("environments")
     @classmethod
@@ -291,6 +273,11 @@ class Settings(BaseSettings):
                     "environment must come before it"
                 )
         return envs
+
+    @model_validator(mode="after")
+    def _gate_fits_the_task(self) -> Settings:
+        check_task(self.training, self.gates)
+        return self
 
     _project_file: Path | None = PrivateAttr(default=None)
     _discovery: Discovery | None = PrivateAttr(default=None)

@@ -129,6 +129,8 @@ def _walk(
             kind = f"{what}(#{anchor})"
             variable += " (JSON)" if env else ""
             default = _default(_trim(prop["default"], sub, defs)) if in_list else "see below"
+            if prop.get("default", NoDefault) is None:  # an optional section, unset
+                default = "`null` (see below)"
         else:
             kind, default = _type(prop, defs), _default(prop.get("default", NoDefault))
         section.rows.append((f"`{key}`", kind, default, variable, _text(prop["description"])))
@@ -137,7 +139,8 @@ def _walk(
 
 
 def _model_of(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any] | None:
-    ref = prop.get("$ref") or prop.get("items", {}).get("$ref")
+    optional = [o["$ref"] for o in prop.get("anyOf", []) if "$ref" in o]  # section | None
+    ref = prop.get("$ref") or prop.get("items", {}).get("$ref") or next(iter(optional), None)
     if not ref:
         return None
     target = defs[ref.rsplit("/", 1)[-1]]

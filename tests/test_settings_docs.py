@@ -32,8 +32,10 @@ def test_a_row_names_type_default_and_variable():
     text = settings_docs.render()
     assert (
         "| `gates.min_value` | number (≥ 0.0, ≤ 1.0) | `0.8` | `MLOPS_KIT_GATES__MIN_VALUE` "
-        "| Absolute floor the challenger must reach. |"
+        "| Absolute floor the challenger must reach, for a higher-is-better metric"
     ) in text
+    row = "| `training.data.target` | string | `target` | `MLOPS_KIT_TRAINING__DATA__TARGET` |"
+    assert row in text
     assert "| `reports_dir` | path | `build/notebooks` | `MLOPS_KIT_REPORTS_DIR` |" in text
     assert "| `environments[].name` | name (lowercase DNS label) | required | — |" in text
 

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 
 from mlops_kit.cli import (
     commands_deploy,
+    commands_monitor,
     commands_pipeline,
     commands_project,
     commands_promote,
     commands_rollout,
+    commands_schedule,
     commands_signers,
     commands_tools,
 )
@@ -28,8 +30,10 @@ GROUPS = (
     commands_deploy,
     commands_promote,
     commands_rollout,
+    commands_schedule,
     commands_signers,
     commands_tools,
+    commands_monitor,
 )
 CONFIG_HELP = "project file (default: $MLOPS_KIT_CONFIG, else the nearest mlops.yaml upwards)"
 

@@ -73,7 +73,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     from mlops_kit.registry import server as registry_server
+    from mlops_kit.schedule import scheduler
     from mlops_kit.targets.local import stop_all
+    from mlops_kit.verify.monitoring import prometheus
 
     proj = project(args)
     if args.target == "sagemaker":
@@ -86,6 +88,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     stopped = stop_all(proj.state_dir, args.environment)
     if args.environment is None and registry_server.stop(proj):
         stopped.append("registry server")
+    if args.environment is None and scheduler.stop(proj):
+        stopped.append("scheduler")
+    if args.environment is None and prometheus.stop(proj):
+        stopped.append("Prometheus")
     print(f"stopped {len(stopped)} server(s)" + (f": {', '.join(stopped)}" if stopped else ""))
     return 0
 

@@ -78,13 +78,19 @@ def render(
     _check_name("model name", spec.model_name)
     _check_name("environment", spec.environment)
     if fmt == "seldon-v1":
-        return _render_v1(spec, namespace)
-    if fmt == "seldon-v2":
-        return _render_v2(spec, namespace)
-    if fmt == "sagemaker":
-        return _render_sagemaker(spec)
-    known = ", ".join(get_args(DocumentFormat))
-    raise ConfigError(f"unknown manifest format {fmt!r}; known: {known}")
+        doc = _render_v1(spec, namespace)
+    elif fmt == "seldon-v2":
+        doc = _render_v2(spec, namespace)
+    elif fmt == "sagemaker":
+        doc = _render_sagemaker(spec)
+    else:
+        known = ", ".join(get_args(DocumentFormat))
+        raise ConfigError(f"unknown manifest format {fmt!r}; known: {known}")
+    if spec.candidate is None:
+        return doc
+    from mlops_kit.gitops.candidates import add_candidate
+
+    return add_candidate(doc, spec, fmt)
 
 
 def format_for(settings: Settings, environment: str) -> DocumentFormat:
@@ -201,7 +207,10 @@ def spec_from_manifest(doc: Any) -> DeploymentSpec:
     spec = doc.get("spec")
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} has no spec")
+    from mlops_kit.gitops.candidates import split_candidate
+
     try:
+        spec, annotations = split_candidate(kind, annotations, spec)
         fields = read(meta["name"], annotations, spec)
         base = {
             "environment": annotations[ENVIRONMENT_ANNOTATION],
@@ -309,7 +318,9 @@ def _render_v1(spec: DeploymentSpec, namespace: str | None) -> dict[str, Any]:
         container["image"] = spec.image
     container["resources"] = _k8s_resources(spec.resources)
     predictor = {
-        "name": _predictor_name(spec.version),
+        "name": predictor_name(spec.version),
+        # Seldon's executor reports it as predictor_version: the canary analysis' selector.
+        "labels": {"version": spec.version},
         "replicas": spec.replicas,
         "traffic": spec.traffic,
         "graph": graph,
@@ -439,7 +450,8 @@ def _read_sagemaker(name: str, annotations: dict[str, Any], body: dict[str, Any]
     return fields
 
 
-def _predictor_name(version: str) -> str:
+def predictor_name(version: str) -> str:
+    """A SeldonDeployment predictor's name: ``v<version>``."""
     return f"v{version}"
 
 

@@ -8,8 +8,38 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from mlops_kit.promote.approvals import PromotionRequest
+    from mlops_kit.train.data import Dataset
     from mlops_kit.train.gates import GateVerdict
-    from mlops_kit.train.training import Dataset
+
+
+def held_out(model: Any, data: Dataset) -> Figure:
+    """Where the model goes wrong on the held-out rows: a confusion matrix for classes,
+    predicted against true values for regression."""
+    if data.task == "regression":
+        return predicted_vs_true(model, data)
+    return confusion_matrix(model, data)
+
+
+def predicted_vs_true(
+    model: Any, data: Dataset, title: str = "Held-out predictions vs true values"
+) -> Figure:
+    """Each held-out row's prediction against its true value; the diagonal is perfect."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    truth = np.asarray(data.y_test, dtype=float)
+    predicted = np.asarray(model.predict(data.X_test), dtype=float).reshape(len(truth), -1)[:, 0]
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.scatter(truth, predicted, s=12, alpha=0.7, color="#0969da")
+    low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+    ax.plot([low, high], [low, high], color="#6e7781", linestyle="--", label="perfect")
+    ax.set_xlabel(f"true {data.target}")
+    ax.set_ylabel(f"predicted {data.target}")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
 
 
 def confusion_matrix(model: Any, data: Dataset, title: str = "Held-out confusion matrix") -> Figure:
@@ -43,11 +73,24 @@ def gate_chart(verdict: GateVerdict) -> Figure:
     fig, ax = plt.subplots(figsize=(5, 3))
     colours = ["#1a7f37" if verdict.passed else "#cf222e", "#6e7781"][: len(values)]
     ax.barh(labels, values, color=colours)
-    ax.axvline(verdict.min_value, color="black", linestyle="--", label="floor")
+    lower = verdict.direction == "lower"
+    marks = list(values)
+    if verdict.min_value is not None:
+        label = "ceiling" if lower else "floor"
+        ax.axvline(verdict.min_value, color="black", linestyle="--", label=label)
+        marks.append(verdict.min_value)
     if verdict.champion_value is not None:
-        limit = verdict.champion_value - verdict.max_regression
+        step = verdict.max_regression if lower else -verdict.max_regression
+        limit = verdict.champion_value + step
         ax.axvline(limit, color="#bf8700", linestyle=":", label="regression limit")
-    ax.set_xlim(min(values + [verdict.min_value]) - 0.05, 1.0)
+        marks.append(limit)
+    low, high = min(marks), max(marks)
+    if low >= 0.0 and high <= 1.0:  # a score: show it up to 1, as before
+        low, high = low - 0.05, 1.0
+    else:
+        pad = (high - low) * 0.1 or abs(high) * 0.1 or 0.05
+        low, high = low - pad, high + pad
+    ax.set_xlim(low, high)
     ax.set_xlabel(verdict.metric)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("PASSED" if verdict.passed else "FAILED")
@@ -71,7 +114,11 @@ def metric_comparison(request: PromotionRequest) -> Figure:
     if cur:
         ax.bar(x + 0.2, [cur.get(n, 0) for n in names], 0.4, label=f"current v{request.current}")
     ax.set_xticks(x, names, rotation=15)
-    ax.set_ylim(max(0.0, min([*cand.values(), *cur.values(), 1.0]) - 0.1), 1.0)
+    shown = [*cand.values(), *cur.values()]
+    if all(0.0 <= v <= 1.0 for v in shown):  # scores: zoom in below 1
+        ax.set_ylim(max(0.0, min([*shown, 1.0]) - 0.1), 1.0)
+    else:  # errors in the target's units (rmse, mae) beside scores
+        ax.set_ylim(min([*shown, 0.0]) * 1.1, max([*shown, 1.0]) * 1.1)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"{request.from_env} candidate vs {request.to_env}")
     fig.tight_layout()

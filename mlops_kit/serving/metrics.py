@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-__all__ = ["BATCH_FALLBACKS", "BATCH_REQUESTS"]
+__all__ = ["BATCH_FALLBACKS", "BATCH_REQUESTS", "INFERENCES", "INFERENCE_SECONDS", "observe"]
 
 _LABELS = ["model_name", "model_version"]
 
@@ -28,3 +28,41 @@ BATCH_FALLBACKS = Counter(
 )
 """Batched ``predict`` calls that raised (or gave an output not split by rows) and were
 redone request by request; exposed as ``mlops_kit_batch_fallbacks_total``."""
+
+_VERSION_LABELS = ["model", "version"]
+
+INFERENCES = Counter(
+    "mlops_kit_inferences",
+    "Inference requests answered, by the version that answered and how",
+    [*_VERSION_LABELS, "outcome"],
+)
+"""Requests each version answered: ``outcome`` is ``ok``, ``invalid`` (the caller's fault,
+a 4xx) or ``error`` (the model's fault, a 5xx); exposed as ``mlops_kit_inferences_total``.
+The canary analysis' request and error counts, per version."""
+
+INFERENCE_SECONDS = Histogram(
+    "mlops_kit_inference_seconds",
+    "Seconds a version took to answer an inference request, in the runtime",
+    _VERSION_LABELS,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+"""Time from a request reaching a version's runtime to its answer; the canary analysis' p99,
+per version (MLServer's own histogram has no version label)."""
+
+
+OUTCOMES = ("ok", "invalid", "error")
+_seen: set[tuple[str, str]] = set()
+
+
+def observe(model: str, version: str, outcome: str, seconds: float) -> None:
+    """Count one answered request of ``model`` ``version`` and how long it took.
+
+    A version's first request creates its series for every outcome, at 0: ``rate()`` cannot
+    count what a series held at its first sample, so a first error would go unseen.
+    """
+    if (model, version) not in _seen:
+        _seen.add((model, version))
+        for each in OUTCOMES:
+            INFERENCES.labels(model=model, version=version, outcome=each)
+    INFERENCES.labels(model=model, version=version, outcome=outcome).inc()
+    INFERENCE_SECONDS.labels(model=model, version=version).observe(seconds)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import gc
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -411,6 +412,20 @@ class MLflowRuntime(mlserver_mlflow.MLflowRuntime):
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        """Answer ``payload``, counted per version (:func:`~mlops_kit.serving.metrics.observe`)."""
+        began = time.perf_counter()
+        outcome = "error"
+        try:
+            response = await self._predict(payload)
+            outcome = "ok"
+            return response
+        except MLServerError as exc:
+            outcome = "invalid" if exc.status_code < 500 else "error"
+            raise
+        finally:
+            metrics.observe(self.name, self.version or "", outcome, time.perf_counter() - began)
+
+    async def _predict(self, payload: InferenceRequest) -> InferenceResponse:
         problems = request_problems(payload, self._params)
         if problems:
             raise InvalidRequest(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit import display
-from mlops_kit.errors import ParameterError
+from mlops_kit.errors import ConfigError, ParameterError
 from mlops_kit.registry.database import redact
 from mlops_kit.settings import require_project
 from mlops_kit.targets.base import Check, SetupReport
@@ -145,6 +145,11 @@ def train(project: Project, data: Dataset, params: TrainingSettings) -> Training
     if project.settings.environments[0].target == "sagemaker":
         from mlops_kit.targets.sagemaker.training_jobs import train_on_sagemaker
 
+        if not params.builtin or data.task != "classification":
+            raise ConfigError(
+                "a SageMaker training job trains the built-in classifiers only; train a "
+                f"{data.task} model with {params.entrypoint} on another target"
+            )
         return train_on_sagemaker(project, data, params)
     from mlops_kit.train.training import train_and_register
 

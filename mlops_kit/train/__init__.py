@@ -1,1 +1,3 @@
-"""Stage 1: train and gate — datasets, training with tracking and lineage, the quality gate."""
+"""Stage 1: train and gate — data (``data``), training code (``entrypoint``, the built-in
+estimators in ``builtin``), held-out metrics per task (``metrics``), training with tracking and
+lineage (``training``), the quality gate (``gates``)."""

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 from mlops_kit import display
 from mlops_kit.errors import GateFailed, ParameterError, SchemaMismatch
 from mlops_kit.registry.client import Registry
+from mlops_kit.settings_training import GateRule, GateSettings
+from mlops_kit.train.metrics import evaluate
 from mlops_kit.train.schema import RESET_HINT, SchemaChange, compare, input_columns
-from mlops_kit.train.training import TAG_PREFIX, score
+from mlops_kit.train.training import TAG_PREFIX
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
-    from mlops_kit.settings import GateSettings
-    from mlops_kit.train.training import Dataset
+    from mlops_kit.train.data import Dataset
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,16 @@ class GateVerdict(display.Rich):
     challenger_value: float
     champion_version: str | None
     champion_value: float | None
-    min_value: float
+    min_value: float | None
+    """The threshold: a floor when higher is better, a ceiling when lower is better; None: none."""
     max_regression: float
     reasons: list[str] = field(default_factory=list)
     schema_change: SchemaChange | None = None
     """How the challenger's input columns differ from the champion's (then it is not scored)."""
     champion_reset: bool = False
     """Gated against no champion on purpose (``reset_champion``)."""
+    direction: str = "higher"
+    """Whether a ``higher`` or ``lower`` value of ``metric`` is better."""
 
     @property
     def delta(self) -> float | None:
@@ -83,7 +87,16 @@ class GateVerdict(display.Rich):
              else "none yet",
              self.metric: "–" if self.champion_value is None else f"{self.champion_value:.4f}"},
         ]  # fmt: skip
-        rules = f"Floor {self.min_value:.4f}; at most {self.max_regression:.4f} below the champion."
+        lower = self.direction == "lower"
+        bound = (
+            "No threshold"
+            if self.min_value is None
+            else f"{'Ceiling' if lower else 'Floor'} {self.min_value:.4f}"
+        )
+        rules = (
+            f"{bound}; at most {self.max_regression:.4f} {'above' if lower else 'below'} the "
+            f"champion ({'lower' if lower else 'higher'} is better)."
+        )
         return (
             display.verdict(self.passed, self.summary()) + display.table(rows) + (f"<p>{rules}</p>")
         )
@@ -93,7 +106,7 @@ class GateVerdict(display.Rich):
 
 
 def decide(
-    gates: GateSettings,
+    gates: GateSettings | GateRule,
     challenger: tuple[str, float],
     champion: tuple[str, float] | None,
     *,
@@ -102,36 +115,47 @@ def decide(
 ) -> GateVerdict:
     """Apply the thresholds to measured values; pure, so the rule is easy to test.
 
-    A ``schema_change`` fails the challenger: a champion with other input columns cannot be
-    compared with it (``champion`` is then None, not scored).
+    ``gates`` is the rule for the model's task (settings are resolved for the task of their
+    metric). A ``schema_change`` fails the challenger: a champion with other input columns
+    cannot be compared with it (``champion`` is then None, not scored).
     """
+    rule = gates if isinstance(gates, GateRule) else _rule(gates)
+    metric = rule.metric
     version, value = challenger
     reasons = []
     if schema_change:
         reasons.append(f"{schema_change.summary()}; {RESET_HINT}")
-    if value < gates.min_value:
-        reasons.append(f"{gates.metric} {value:.4f} is below the floor {gates.min_value:.4f}")
-    if champion is not None and value < champion[1] - gates.max_regression:
+    if rule.misses_threshold(value):
+        side = "below the floor" if rule.higher_is_better else "above the ceiling"
+        reasons.append(f"{metric} {value:.4f} is {side} {rule.threshold:.4f}")
+    if champion is not None and rule.regression(value, champion[1]) > rule.max_regression:
         reasons.append(
-            f"{gates.metric} regressed by {champion[1] - value:.4f}, more than the allowed "
-            f"{gates.max_regression:.4f}"
+            f"{metric} regressed by {rule.regression(value, champion[1]):.4f}, more than the "
+            f"allowed {rule.max_regression:.4f}"
         )
     champion_version = champion[0] if champion else None
     if schema_change:
         champion_version = schema_change.champion_version
     return GateVerdict(
         passed=not reasons,
-        metric=gates.metric,
+        metric=metric,
         challenger_version=version,
         challenger_value=value,
         champion_version=champion_version,
         champion_value=champion[1] if champion else None,
-        min_value=gates.min_value,
-        max_regression=gates.max_regression,
+        min_value=rule.threshold,
+        max_regression=rule.max_regression,
         reasons=reasons,
         schema_change=schema_change or None,
         champion_reset=champion_reset,
+        direction=rule.direction,
     )
+
+
+def _rule(gates: GateSettings) -> GateRule:
+    from mlops_kit.settings_training import task_of_metric
+
+    return gates.rule(task_of_metric(gates.metric) if gates.metric else "classification")
 
 
 def evaluate_gate(
@@ -154,9 +178,9 @@ def evaluate_gate(
     if not isinstance(reset_champion, bool):
         raise ParameterError("reset_champion", f"must be True or False, not {reset_champion!r}")
     registry = Registry(project)
-    gates = project.settings.gates
+    rule = project.settings.gates.rule(data.task)
     challenger = str(challenger_version)
-    value = score(registry.load_model(challenger), data.X_test, data.y_test)[gates.metric]
+    value = evaluate(registry.load_model(challenger), data)[rule.metric]
     found = None if reset_champion else _champion(project, challenger, champion_aliases)
     champion, change = None, None
     if found is not None:
@@ -164,12 +188,12 @@ def evaluate_gate(
         if not change:
             try:
                 champ_model = registry.load_model(found)
-                champion = (found, score(champ_model, data.X_test, data.y_test)[gates.metric])
+                champion = (found, evaluate(champ_model, data)[rule.metric])
             except SchemaMismatch as exc:
                 # No signature told the columns apart, but the champion refuses this data.
                 change = SchemaChange(champion_version=found, refusal=str(exc))
     verdict = decide(
-        gates, (challenger, value), champion, schema_change=change, champion_reset=reset_champion
+        rule, (challenger, value), champion, schema_change=change, champion_reset=reset_champion
     )
     return _recorded(registry, verdict) if record else verdict
 

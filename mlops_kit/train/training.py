@@ -1,11 +1,18 @@
-"""Train a scikit-learn model on a bundled dataset, track it in MLflow and register a version."""
+"""Train with the project's entrypoint, track the run in MLflow and register a version.
+
+The composition of the building blocks: :func:`~mlops_kit.train.data.load_data` (the data),
+:func:`fit` (the entrypoint, :mod:`mlops_kit.train.entrypoint`),
+:func:`~mlops_kit.train.metrics.evaluate` (held-out metrics) and :func:`log_and_register`,
+inside one :func:`training_run`. :func:`train_and_register` does them all.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,54 +20,21 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from mlops_kit import display
-from mlops_kit.errors import ParameterError, RegistryError, SchemaMismatch
-from mlops_kit.settings import DATASETS, TrainingSettings
-from mlops_kit.train.schema import schema_failure
+from mlops_kit.errors import ParameterError, RegistryError
+from mlops_kit.settings import TrainingSettings
+from mlops_kit.train import entrypoint
+from mlops_kit.train.builtin import estimator_for
+from mlops_kit.train.data import Dataset, fingerprint, load_data, load_dataset
+from mlops_kit.train.entrypoint import Fitted, trusted_types
+from mlops_kit.train.metrics import evaluate, score
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from mlops_kit.project import Project
 
 PIPELINE_RUN_ENV = "MLOPS_KIT_PIPELINE_RUN_ID"
 TAG_PREFIX = "mlops."
-# Passing requirements skips MLflow's ~5 s subprocess that infers them.
-PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy"]
-
-
-@dataclass(frozen=True)
-class Dataset(display.Rich):
-    """A deterministic train/test split of a bundled scikit-learn dataset."""
-
-    name: str
-    X_train: pd.DataFrame
-    X_test: pd.DataFrame
-    y_train: pd.Series
-    y_test: pd.Series
-    target_names: list[str]
-    fingerprint: str
-
-    def summary(self) -> dict[str, Any]:
-        """Rows, features and classes, for display."""
-        return {
-            "dataset": self.name,
-            "train_rows": len(self.X_train),
-            "test_rows": len(self.X_test),
-            "features": self.X_train.shape[1],
-            "classes": len(self.target_names),
-            "fingerprint": self.fingerprint[:12],
-        }
-
-    def _repr_html_(self) -> str:
-        return display.fields(self.summary())
-
-    def _figure_(self) -> display.Figure:
-        s = self.summary()
-        return display.Figure(
-            "data",
-            f"{s['dataset']}: {s['train_rows']} training / {s['test_rows']} held-out rows, "
-            f"{s['features']} features, {s['classes']} classes",
-        )
+PIP_REQUIREMENTS = entrypoint.REQUIREMENTS["sklearn"]
+"""What a scikit-learn model needs; passing it skips MLflow's ~5 s inference."""
 
 
 @dataclass(frozen=True)
@@ -93,13 +67,19 @@ class TrainingResult(display.Rich):
 def training_params(defaults: TrainingSettings | None = None, **overrides: Any) -> TrainingSettings:
     """Merge notebook/CLI ``overrides`` into the configured training settings, validating each.
 
-    An override of None means "as configured".
+    An override of None means "as configured". ``params`` (a mapping, or YAML text of one) is
+    merged over the configured ``params``; ``dataset`` given without ``data`` trains on that
+    bundled set instead of the configured files.
     """
     base = (defaults or TrainingSettings()).model_dump()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(overrides) - set(base))
     if unknown:
         raise ParameterError(unknown[0], f"unknown training parameter; known: {', '.join(base)}")
+    if "params" in overrides:
+        overrides["params"] = {**base["params"], **_mapping("params", overrides["params"])}
+    if "dataset" in overrides and "data" not in overrides:
+        overrides["data"] = None
     try:
         return TrainingSettings.model_validate({**base, **overrides})
     except ValidationError as exc:
@@ -108,100 +88,28 @@ def training_params(defaults: TrainingSettings | None = None, **overrides: Any) 
         raise ParameterError(name, f"{err['msg']} (got {err.get('input')!r})") from None
 
 
-def load_dataset(name: str, test_size: float = 0.25, random_state: int = 42) -> Dataset:
-    """Load a dataset shipped with scikit-learn and split it, stratified and reproducibly."""
-    if name not in DATASETS:
-        raise ParameterError("dataset", f"{name!r} is not one of {', '.join(DATASETS)}")
-    from sklearn import datasets
-    from sklearn.model_selection import train_test_split
+def _mapping(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        import yaml
 
-    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
-    # Float columns keep one simple signature for every dataset (digits ships ints).
-    X = bunch.data.astype("float64")
-    y = bunch.target.astype("int64")
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=random_state, stratify=y
+        try:
+            value = yaml.safe_load(value) if value.strip() else {}
+        except yaml.YAMLError as exc:
+            raise ParameterError(name, f"not a YAML mapping: {exc}".replace("\n", " ")) from None
+    if not isinstance(value, dict):
+        raise ParameterError(name, f"must be a mapping of names to values (got {value!r})")
+    return value
+
+
+def build_estimator(params: TrainingSettings, task: str = "classification") -> Any:
+    """The unfitted built-in estimator ``params`` describe, for ``task``."""
+    return estimator_for(
+        task,
+        params.model_type,
+        n_estimators=params.n_estimators,
+        max_depth=params.max_depth,
+        random_state=params.random_state,
     )
-    return Dataset(
-        name=name,
-        X_train=X_train,
-        X_test=X_test,
-        y_train=y_train,
-        y_test=y_test,
-        target_names=[str(t) for t in bunch.target_names],
-        fingerprint=fingerprint(X, y),
-    )
-
-
-def fingerprint(X: pd.DataFrame, y: pd.Series) -> str:
-    """sha256 over column names, values and labels: the same data gives the same digest."""
-    import pandas as pd
-
-    digest = hashlib.sha256()
-    digest.update("\x1f".join(map(str, X.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(X, index=True).to_numpy().tobytes())
-    digest.update(pd.util.hash_pandas_object(y, index=True).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
-def build_estimator(params: TrainingSettings) -> Any:
-    """The scikit-learn estimator the parameters describe."""
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if params.model_type == "random_forest":
-        return RandomForestClassifier(
-            n_estimators=params.n_estimators,
-            max_depth=params.max_depth,
-            random_state=params.random_state,
-            n_jobs=1,
-        )
-    if params.model_type == "gradient_boosting":
-        return GradientBoostingClassifier(
-            n_estimators=params.n_estimators,
-            max_depth=params.max_depth or 3,
-            random_state=params.random_state,
-        )
-    return make_pipeline(
-        StandardScaler(), LogisticRegression(max_iter=2000, random_state=params.random_state)
-    )
-
-
-def score(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
-    """Accuracy and macro-averaged F1, precision and recall of ``model`` on ``X``.
-
-    SchemaMismatch when ``X`` does not fit the model's input schema (its message has the
-    reason, not MLflow's quote of the data).
-    """
-    from sklearn import metrics
-
-    try:
-        pred = model.predict(X)
-    except Exception as exc:
-        reason = schema_failure(exc)
-        if reason is None:
-            raise
-        raise SchemaMismatch(reason) from None
-    return {
-        "accuracy": float(metrics.accuracy_score(y, pred)),
-        "f1_macro": float(metrics.f1_score(y, pred, average="macro")),
-        "precision_macro": float(
-            metrics.precision_score(y, pred, average="macro", zero_division=0)
-        ),
-        "recall_macro": float(metrics.recall_score(y, pred, average="macro", zero_division=0)),
-    }
-
-
-def trusted_types(estimator: Any) -> list[str]:
-    """Types skops must be told to trust when loading ``estimator`` back.
-
-    We trained the estimator in this process, so its own types are trusted; nothing else is.
-    """
-    from skops.io import dumps, get_untrusted_types
-
-    return list(get_untrusted_types(data=dumps(estimator)))
 
 
 def lineage(data: Dataset, pipeline_run_id: str | None = None) -> dict[str, str]:
@@ -212,6 +120,8 @@ def lineage(data: Dataset, pipeline_run_id: str | None = None) -> dict[str, str]
         f"{TAG_PREFIX}git_commit": git_commit(Path.cwd()),
         f"{TAG_PREFIX}data_fingerprint": data.fingerprint,
         f"{TAG_PREFIX}dataset": data.name,
+        f"{TAG_PREFIX}data_source": data.source,
+        f"{TAG_PREFIX}task": data.task,
         f"{TAG_PREFIX}pipeline_run_id": pipeline_run_id or pipeline_run(),
         f"{TAG_PREFIX}toolkit_version": __version__,
     }
@@ -246,59 +156,126 @@ def git_commit(path: Path) -> str:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def train_and_register(
-    project: Project, data: Dataset, params: TrainingSettings, *, pipeline_run_id: str | None = None
-) -> TrainingResult:
-    """Train, log params/metrics/model (with signature and input example) and register a version.
+@dataclass(frozen=True)
+class TrainingRun:
+    """The MLflow run one training is tracked in, and the lineage tags its version gets."""
 
-    The new version carries lineage tags: git commit, data fingerprint, pipeline run, toolkit
-    version.
-    """
+    run_id: str
+    tags: dict[str, str]
+
+
+@contextlib.contextmanager
+def training_run(
+    project: Project, data: Dataset, params: TrainingSettings, pipeline_run_id: str | None = None
+) -> Iterator[TrainingRun]:
+    """An MLflow run for training ``params`` on ``data``: parameters, lineage and owner tags
+    logged; runs of dead processes marked failed first. MLflow's chatter is held back."""
     import mlflow
-    from mlflow.models import infer_signature
 
     from mlops_kit.train.runs import fail_stale_runs, owner_tags
 
-    client = project.client
     project.experiment_id()
     fail_stale_runs(project)
-    estimator = build_estimator(params)
-    tags = lineage(data, pipeline_run_id)
+    tags = {**lineage(data, pipeline_run_id), f"{TAG_PREFIX}entrypoint": params.entrypoint}
+    name = params.model_type if params.builtin else params.entrypoint.rpartition(":")[2]
     # MLflow prints "Successfully registered model ..." and INFO lines: not for cell output.
-    with (
-        display.quiet(),
-        mlflow.start_run(run_name=f"train-{data.name}-{params.model_type}") as run,
-    ):
-        mlflow.log_params(params.model_dump())
+    with display.quiet(), mlflow.start_run(run_name=f"train-{data.name}-{name}") as run:
+        mlflow.log_params(logged_params(params))
         mlflow.set_tags({**tags, **owner_tags()})
-        estimator.fit(data.X_train, data.y_train)
-        metrics = score(estimator, data.X_test, data.y_test)
-        mlflow.log_metrics(metrics)
-        signature = infer_signature(data.X_test, estimator.predict(data.X_test))
-        try:
-            info = mlflow.sklearn.log_model(
-                estimator,
-                name="model",
-                signature=signature,
-                input_example=data.X_test.head(3),
-                pip_requirements=PIP_REQUIREMENTS,
-                skops_trusted_types=trusted_types(estimator),
-                registered_model_name=project.model_name,
-            )
-        except Exception as exc:
-            raise RegistryError(f"could not log and register the model: {exc}") from exc
-        version = str(info.registered_model_version)
-    for key, value in tags.items():
-        client.set_model_version_tag(project.model_name, version, key, value)
-    client.set_model_version_tag(
-        project.model_name, version, f"{TAG_PREFIX}run_id", run.info.run_id
+        yield TrainingRun(run.info.run_id, tags)
+
+
+def logged_params(params: TrainingSettings) -> dict[str, Any]:
+    """The run's parameters: where the data came from, the entrypoint and what it was given."""
+    source = params.data.path if params.data is not None else params.dataset
+    return {
+        "entrypoint": params.entrypoint,
+        "data" if params.data is not None else "dataset": source,
+        "task": params.task,
+        "test_size": params.test_size,
+        **params.entrypoint_params(),
+    }
+
+
+def fit(project: Project, data: Dataset, params: TrainingSettings) -> Fitted:
+    """Train with the project's entrypoint (imported from the project's directory)."""
+    return entrypoint.run(
+        params.entrypoint, data, params.entrypoint_params(), project.settings.project_dir
     )
+
+
+def log_and_register(
+    project: Project, data: Dataset, params: TrainingSettings, fitted: Fitted, run: TrainingRun
+) -> TrainingResult:
+    """In the active ``run``: log the held-out metrics (and the entrypoint's own), the model
+    with its flavour, signature and input example; register it and tag the version."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    metrics = evaluate(fitted, data)
+    mlflow.log_metrics({**metrics, **fitted.extra_metrics})
+    signature = infer_signature(data.X_test, fitted.predict(data.X_test))
+    try:
+        info = entrypoint.log_model(
+            fitted,
+            signature=signature,
+            input_example=data.X_test.head(3),
+            registered_model_name=project.model_name,
+        )
+    except Exception as exc:
+        raise RegistryError(f"could not log and register the model: {exc}") from exc
+    version = str(info.registered_model_version)
+    client = project.client
+    for key, value in {**run.tags, f"{TAG_PREFIX}run_id": run.run_id}.items():
+        client.set_model_version_tag(project.model_name, version, key, value)
     return TrainingResult(
         model_name=project.model_name,
         version=version,
-        run_id=run.info.run_id,
+        run_id=run.run_id,
         model_uri=info.model_uri,
-        metrics=metrics,
+        metrics={**metrics, **fitted.extra_metrics},
         params=params.model_dump(),
-        lineage=tags,
+        lineage=run.tags,
     )
+
+
+def train_and_register(
+    project: Project, data: Dataset, params: TrainingSettings, *, pipeline_run_id: str | None = None
+) -> TrainingResult:
+    """Train with the entrypoint, log params/metrics/model (with signature and input example)
+    and register a version.
+
+    The gate's metric is checked against the data's task first (ConfigError, nothing trained).
+    The new version carries lineage tags: git commit, data fingerprint and source, task,
+    entrypoint, pipeline run, toolkit version.
+    """
+    project.settings.gates.rule(data.task)
+    with training_run(project, data, params, pipeline_run_id) as run:
+        fitted = fit(project, data, params)
+        return log_and_register(project, data, params, fitted, run)
+
+
+__all__ = [
+    "PIPELINE_RUN_ENV",
+    "PIP_REQUIREMENTS",
+    "TAG_PREFIX",
+    "Dataset",
+    "TrainingResult",
+    "TrainingRun",
+    "build_estimator",
+    "evaluate",
+    "fingerprint",
+    "fit",
+    "git_commit",
+    "lineage",
+    "load_data",
+    "load_dataset",
+    "log_and_register",
+    "logged_params",
+    "pipeline_run",
+    "score",
+    "train_and_register",
+    "training_params",
+    "training_run",
+    "trusted_types",
+]

@@ -124,7 +124,7 @@ def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch, servers):
         tb.inject("dataset = 'iris'\nn_estimators = 15", after=params_index, run=True)
         tb.execute_cell(list(range(params_index + 2, len(tb.cells))))
         assert tb.value("data.name") == "iris"
-        assert tb.value("params.n_estimators") == 15
+        assert tb.value("settings.n_estimators") == 15
         assert tb.value("verdict.passed") is True
         assert tb.value("result.version") == "1"
 

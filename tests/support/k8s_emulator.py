@@ -801,10 +801,20 @@ def v1_status(obj: dict[str, Any], state: str = "Available", description: str = 
     meta = obj["metadata"]
     name, namespace = meta["name"], meta.get("namespace")
     predictor = obj["spec"]["predictors"][0]
+    # One Kubernetes Deployment per predictor, named as Seldon names them.
+    deployments = {
+        f"{name}-{p['name']}-0-{name}": {
+            "name": f"{name}-{p['name']}-0-{name}",
+            "replicas": p.get("replicas", 1),
+            "availableReplicas": p.get("replicas", 1) if state == "Available" else 0,
+        }
+        for p in obj["spec"]["predictors"]
+    }
     return {
         "state": state,
         "description": description,
         "observedGeneration": meta["generation"],
+        "deploymentStatus": deployments,
         "replicas": predictor.get("replicas", 1),
         "address": {
             "url": f"http://{name}-{predictor['name']}.{namespace}.svc.cluster.local:8000/v2/models/{name}/infer"

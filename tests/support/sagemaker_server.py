@@ -23,6 +23,9 @@ serve them:
   before they train, so a test can stop one.
 - ``StopTrainingJob``: an ``InProgress`` job goes ``Stopping`` then ``Stopped`` (its process
   is terminated); any other status is refused with SageMaker's ValidationException.
+- Shadow variants: ``CreateEndpointConfig`` keeps its ``ShadowProductionVariants`` (their
+  Models must exist, as for production variants), ``DescribeEndpointConfig`` returns them and
+  ``DescribeEndpoint`` shows those of the endpoint's current config with their weights.
 - ``InvokeEndpoint`` answered by the endpoint's real model: the archive its Model's
   ``ModelDataUrl`` names is downloaded from moto's S3, unpacked and loaded; the body goes to
   the BYO container's ``/invocations`` app, in-process. The answer names the endpoint's
@@ -96,6 +99,13 @@ def install(server_url: str) -> None:
             pending = _pending.get((self.account_id, self.region_name, endpoint_name))
             if pending is not None:
                 described["PendingDeploymentSummary"] = {"EndpointConfigName": pending[0]}
+            endpoint = self.endpoints[endpoint_name]
+            config = self.endpoint_configs.get(endpoint.endpoint_config_name)
+            shadows = getattr(config, "shadow_production_variants", None)
+            if shadows:
+                described["ShadowProductionVariants"] = endpoint._process_production_variants(
+                    shadows
+                )
             return described
 
         def create_training_job(self: Any, training_job_name: str, **kwargs: Any) -> Any:
@@ -112,6 +122,19 @@ def install(server_url: str) -> None:
         backend.create_training_job = create_training_job
         response: Any = SageMakerResponse
         response.update_endpoint = _respond_update_endpoint
+        original_create_config = response.create_endpoint_config
+
+        def create_endpoint_config(self: Any) -> Any:
+            shadows = self._get_param("ShadowProductionVariants")
+            if shadows:
+                self.sagemaker_backend.validate_production_variants(shadows)
+            result = original_create_config(self)
+            if shadows:
+                name = self._get_param("EndpointConfigName")
+                self.sagemaker_backend.endpoint_configs[name].shadow_production_variants = shadows
+            return result
+
+        response.create_endpoint_config = create_endpoint_config
         response.stop_training_job = _respond_stop_training_job
         runtime: Any = SageMakerRuntimeResponse
         runtime.invoke_endpoint = _respond_invoke_endpoint

@@ -30,7 +30,7 @@ def test_dashboard_structure():
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    assert {"namespace", "model", "deployment"} <= set(variables)
+    assert {"namespace", "model", "deployment", "version"} <= set(variables)
     for var in variables.values():
         if var["type"] == "query":
             assert var["datasource"]["uid"] == "${datasource}"
@@ -41,7 +41,12 @@ def test_dashboard_structure():
     panels = board["panels"]
     assert len({p["id"] for p in panels}) == len(panels)
     rows = [p for p in panels if p["type"] == "row"]
-    assert [r["title"] for r in rows] == ["MLServer", "Seldon Core v1 (executor)", "Seldon Core v2"]
+    assert [r["title"] for r in rows] == [
+        "MLServer",
+        "mlops-kit runtime, per version",
+        "Seldon Core v1 (executor)",
+        "Seldon Core v2",
+    ]
     graphs = [p for p in panels if p["type"] != "row"]
     assert len(graphs) == len(ALL)
     occupied = set()

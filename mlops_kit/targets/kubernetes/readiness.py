@@ -53,6 +53,30 @@ def readiness(doc: dict[str, Any], version: str | None = None) -> Readiness:
     return Readiness(False, f"Ready is {ready.get('status')}: {said}")
 
 
+def predictor_readiness(doc: dict[str, Any]) -> dict[str, Readiness]:
+    """A SeldonDeployment's readiness per predictor, from ``status.deploymentStatus``.
+
+    Seldon names each predictor's Kubernetes Deployment ``<name>-<predictor>-<n>-<container>``
+    and reports its replicas there; a predictor is ready when all of them are available.
+    """
+    name = (doc.get("metadata") or {}).get("name", "")
+    reported = (doc.get("status") or {}).get("deploymentStatus") or {}
+    found: dict[str, Readiness] = {}
+    for predictor in (doc.get("spec") or {}).get("predictors") or []:
+        prefix = f"{name}-{predictor.get('name')}-"
+        entries = [v for k, v in reported.items() if k.startswith(prefix) and isinstance(v, dict)]
+        if not entries:
+            found[predictor.get("name")] = Readiness(False, "not reported yet")
+            continue
+        wanted = sum(int(e.get("replicas") or 0) for e in entries)
+        available = sum(int(e.get("availableReplicas") or 0) for e in entries)
+        ready = available >= wanted
+        found[predictor.get("name")] = Readiness(
+            ready, "ready" if ready else f"{available}/{wanted} replicas available"
+        )
+    return found
+
+
 def version_of(doc: dict[str, Any]) -> str | None:
     """The model version ``doc`` is annotated with, if any."""
     annotations = (doc.get("metadata") or {}).get("annotations") or {}
@@ -65,4 +89,4 @@ def managed(doc: dict[str, Any]) -> bool:
     return labels.get(manifests.MANAGED_BY_LABEL) == manifests.MANAGED_BY
 
 
-__all__ = ["Readiness", "managed", "readiness", "version_of"]
+__all__ = ["Readiness", "managed", "predictor_readiness", "readiness", "version_of"]

@@ -3,6 +3,12 @@
 A deployment is the document :func:`mlops_kit.gitops.manifests.render` makes of its spec,
 server-side applied; with ``gitops.manifest: seldon-v2`` a spec with ``traffic`` below 100
 becomes a canary Model beside the stable one and an ``Experiment`` splitting the traffic.
+
+A spec's ``candidate`` (a progressive rollout's second version) is rendered by
+:mod:`mlops_kit.gitops.candidates`: a second predictor with the weights in ``traffic`` (a
+``shadow: true`` one for a mirror) in the one SeldonDeployment; on Seldon v2 the candidate's
+Model ``<model>-canary`` and an ``Experiment`` with the weights (or a ``mirror``). A rollout
+moves the weights by committing specs that differ only in ``candidate.weight`` and syncing.
 """
 
 from __future__ import annotations
@@ -14,25 +20,30 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from mlops_kit.errors import DeploymentTimeout, TargetError, WaitTimeout
-from mlops_kit.gitops import manifests
+from mlops_kit.errors import ConfigError, DeploymentTimeout, TargetError, WaitTimeout
+from mlops_kit.gitops import candidates, manifests
 from mlops_kit.process import wait_until
 from mlops_kit.targets.base import DeploymentStatus, DeploymentTarget
 from mlops_kit.targets.kubernetes.cluster import Cluster, cluster_settings
 from mlops_kit.targets.kubernetes.crds import CRD_FOR_FORMAT, SELDON_EXPERIMENT, SELDON_MODEL, Crd
 from mlops_kit.targets.kubernetes.endpoints import endpoint_url, namespace_for
-from mlops_kit.targets.kubernetes.readiness import managed, readiness, version_of
+from mlops_kit.targets.kubernetes.readiness import (
+    managed,
+    predictor_readiness,
+    readiness,
+    version_of,
+)
 
 if TYPE_CHECKING:
-    from mlops_kit.deployment import DeploymentSpec
+    from mlops_kit.deployment import Candidate, DeploymentSpec
     from mlops_kit.project import Project
     from mlops_kit.settings import EnvironmentSettings, KubernetesSettings, Settings
     from mlops_kit.targets.base import SetupReport
 
 logger = logging.getLogger(__name__)
 
-CANARY_SUFFIX = "-canary"
-ROLE_LABEL = "mlops-kit.io/role"
+CANARY_SUFFIX = candidates.CANARY_SUFFIX
+ROLE_LABEL = candidates.ROLE_LABEL
 
 
 class KubernetesTarget(DeploymentTarget):
@@ -82,6 +93,8 @@ class KubernetesTarget(DeploymentTarget):
         deadline = time.monotonic() + self._timeout(timeout)
         if self.manifest_format == "seldon-v2" and spec.traffic < 100:
             return self._apply_canary(spec, deadline)
+        if self.manifest_format == "seldon-v2" and spec.candidate is not None:
+            return self._apply_candidate(spec, deadline)
         doc = manifests.render(spec, self.manifest_format, self.namespace)
         began = time.monotonic()
         stored = self.cluster.apply(self.crd, doc, self.namespace)
@@ -118,7 +131,7 @@ class KubernetesTarget(DeploymentTarget):
             experiment = self.cluster.get(SELDON_EXPERIMENT, self.namespace, model_name)
             if experiment is not None and managed(experiment):
                 return self._canary_status(model_name, doc, experiment)
-        return self._status_of(model_name, doc)
+        return self._observed(model_name, doc)
 
     def _list(self) -> list[DeploymentStatus]:
         """Every deployment this toolkit made in the environment's namespace, by name."""
@@ -128,7 +141,7 @@ class KubernetesTarget(DeploymentTarget):
             if labels.get(ROLE_LABEL) == "canary":
                 continue
             if self.manifest_format == "seldon-v1":
-                found.append(self._status_of(doc["metadata"]["name"], doc))
+                found.append(self._observed(doc["metadata"]["name"], doc))
                 continue
             status = self._status(doc["metadata"]["name"])
             if status is not None:
@@ -206,6 +219,13 @@ class KubernetesTarget(DeploymentTarget):
             detail=f"{self.crd.kind} {self.namespace}/{model_name}: {text}",
         )
 
+    def _observed(self, model_name: str, doc: dict[str, Any]) -> DeploymentStatus:
+        """The status of one object, with its candidate and, on v1, each predictor's state."""
+        status = replace(self._status_of(model_name, doc), candidate=_candidate_of(doc))
+        if doc.get("kind") == "SeldonDeployment" and len(doc["spec"].get("predictors", [])) > 1:
+            return replace(status, detail=f"{status.detail}; {_predictors(doc)}")
+        return status
+
     def _wait(self, crd: Crd, name: str, version: str | None, deadline: float) -> dict[str, Any]:
         last = "not found"
 
@@ -260,6 +280,23 @@ class KubernetesTarget(DeploymentTarget):
 
     # -- Seldon Core v2 canaries -----------------------------------------------------------
 
+    def _apply_candidate(self, spec: DeploymentSpec, deadline: float) -> DeploymentStatus:
+        """Stable Model, the candidate's Model, then the Experiment with the weights (or mirror)."""
+        assert spec.candidate is not None
+        name = spec.model_name
+        self.cluster.apply(SELDON_MODEL, manifests.render(spec, "seldon-v2", self.namespace),
+                           self.namespace)  # fmt: skip
+        self._wait(SELDON_MODEL, name, spec.version, deadline)
+        model, experiment = candidates.candidate_objects(spec, self.namespace)
+        self.cluster.apply(SELDON_MODEL, model, self.namespace)
+        self._wait(SELDON_MODEL, name + CANARY_SUFFIX, spec.candidate.version, deadline)
+        self.cluster.require(SELDON_EXPERIMENT)
+        self.cluster.apply(SELDON_EXPERIMENT, experiment, self.namespace)
+        self._wait(SELDON_EXPERIMENT, name, None, deadline)
+        status = self._status(name)
+        assert status is not None
+        return status
+
     def _apply_canary(self, spec: DeploymentSpec, deadline: float) -> DeploymentStatus:
         name = spec.model_name
         stable = self.cluster.get(SELDON_MODEL, self.namespace, name)
@@ -301,27 +338,61 @@ class KubernetesTarget(DeploymentTarget):
         self, model_name: str, stable: dict[str, Any], experiment: dict[str, Any]
     ) -> DeploymentStatus:
         canary = self.cluster.get(SELDON_MODEL, self.namespace, model_name + CANARY_SUFFIX)
-        weights = {
-            c.get("name"): c.get("weight") for c in experiment.get("spec", {}).get("candidates", [])
-        }
+        body = experiment.get("spec", {})
+        weights = {c.get("name"): c.get("weight") for c in body.get("candidates", [])}
+        mirror = body.get("mirror") or {}
+        share = (
+            f"a {mirror.get('percent', '?')}% mirror"
+            if mirror.get("name") == model_name + CANARY_SUFFIX
+            else f"{weights.get(model_name + CANARY_SUFFIX, '?')}%"
+        )
         detail = (
-            f"canary v{version_of(canary) if canary else '?'} at "
-            f"{weights.get(model_name + CANARY_SUFFIX, '?')}%, stable v{version_of(stable)} at "
-            f"{weights.get(model_name, '?')}%"
+            f"canary v{version_of(canary) if canary else '?'} at {share}, stable "
+            f"v{version_of(stable)} at {weights.get(model_name, '?')}%"
         )
         if canary is None:
             return self._status_of(model_name, stable, detail)
         states = [readiness(doc) for doc in (stable, canary, experiment)]
         ready = all(s.ready for s in states)
+        # A spec's candidate keeps the stable version the one served; an old-style canary spec
+        # (traffic below 100) is itself the version applied.
+        candidate = _candidate_of(stable)
         return DeploymentStatus(
             environment=self.environment.name,
             model_name=model_name,
-            version=version_of(canary) if ready else None,
+            version=(version_of(canary) if candidate is None else version_of(stable))
+            if ready
+            else None,
+            candidate=candidate,
             ready=ready,
             endpoint=self._endpoint_url(model_name),
             detail=f"Experiment {self.namespace}/{model_name}: {detail}; "
             + ", ".join(s.detail for s in states),
         )
+
+
+def _candidate_of(doc: dict[str, Any]) -> Candidate | None:
+    """The candidate a stored object serves beside its version (its body winning), if any."""
+    if candidates.CANDIDATE_ANNOTATION not in (doc["metadata"].get("annotations") or {}):
+        return None
+    try:
+        return manifests.spec_from_manifest(doc).candidate
+    except ConfigError as exc:
+        logger.warning("%s: unreadable candidate: %s", doc["metadata"].get("name"), exc)
+        return None
+
+
+def _predictors(doc: dict[str, Any]) -> str:
+    """Each predictor's version, share and readiness: ``v1 ready at 90%, v2 ready at 10%``."""
+    states = predictor_readiness(doc)
+    parts = []
+    for predictor in doc["spec"]["predictors"]:
+        state = states.get(predictor.get("name", ""))
+        version = (predictor.get("labels") or {}).get("version", predictor.get("name"))
+        share = "shadow" if predictor.get("shadow") else f"at {predictor.get('traffic', 0)}%"
+        said = state.detail if state is not None else "not reported"
+        parts.append(f"v{version} {share}: {said}")
+    return ", ".join(parts)
 
 
 __all__ = ["CANARY_SUFFIX", "ROLE_LABEL", "KubernetesTarget"]

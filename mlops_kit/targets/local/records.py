@@ -11,10 +11,12 @@ from mlops_kit.errors import StopFailed, TargetError
 from mlops_kit.process import (
     find_group_leaders,
     forget,
+    locked,
     pid_alive,
     port_holder,
     read_record,
     stop_groups,
+    write_json,
     write_record,
 )
 from mlops_kit.serving import seldon
@@ -29,6 +31,9 @@ SETTINGS_FILE = "settings.json"
 MODEL_SETTINGS_FILE = "model-settings.json"
 STOP_GRACE = 10.0
 """Seconds a server gets to stop after SIGTERM before it is killed."""
+SCRAPE_TARGETS_FILE = "scrape-targets.json"
+"""Under ``<state_dir>/serving/``: every live endpoint's metrics address, in Prometheus'
+file-based service discovery format; rewritten whenever a server record changes."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,58 @@ class ServerRecord:
         return read_record(path, cls)
 
     def write(self, path: Path) -> None:
-        """Write atomically, so a reader never sees half a record."""
+        """Write atomically, so a reader never sees half a record; republish the scrape targets.
+
+        ``path`` is ``<state_dir>/serving/<environment>/<model>/server.json``.
+        """
         write_record(path, self)
+        publish_targets(path.parents[2])
+
+
+def remove_record(path: Path) -> None:
+    """Delete the record at ``path`` (if any) and republish the scrape targets."""
+    path.unlink(missing_ok=True)
+    publish_targets(path.parents[2])
+
+
+def scrape_targets(root: Path) -> list[dict[str, object]]:
+    """Prometheus ``file_sd`` entries for the live V2 servers under ``root`` (``serving/``).
+
+    One entry per server answering for a version, labelled with its ``environment`` (also as
+    ``namespace``, the label the dashboard selects environments by, as on a cluster), ``model``,
+    ``version`` and ``pod`` (``<environment>/<model>``, one process each).
+    """
+    found: list[dict[str, object]] = []
+    for server_file in sorted(root.glob(f"*/*/{SERVER_FILE}")):
+        record = ServerRecord.read(server_file)
+        if record is None or record.protocol != "v2" or not record.version or not alive(record):
+            continue
+        environment, model = server_file.parent.parent.name, server_file.parent.name
+        found.append(
+            {
+                "targets": [f"{url_host(record.host)}:{record.metrics_port}"],
+                "labels": {
+                    "environment": environment,
+                    "namespace": environment,
+                    "model": model,
+                    "version": record.version,
+                    "pod": f"{environment}/{model}",
+                },
+            }
+        )
+    return found
+
+
+def publish_targets(root: Path) -> Path:
+    """Rewrite ``root/scrape-targets.json`` from the records (a glob and a few small reads).
+
+    Prometheus (``mlops-kit monitor``) watches the file and starts or stops scraping at once.
+    """
+    path = root / SCRAPE_TARGETS_FILE
+    root.mkdir(parents=True, exist_ok=True)
+    with locked(root / f".{SCRAPE_TARGETS_FILE}.lock"):
+        write_json(path, scrape_targets(root))
+    return path
 
 
 def url_host(host: str) -> str:
@@ -132,6 +187,8 @@ def stop_all(state_dir: Path | str, environment: str | None = None) -> list[str]
     stop_records([record for _, record in found])
     for path, _ in found:
         path.unlink(missing_ok=True)
+    if root.is_dir():
+        publish_targets(root)
     scope = root / environment if environment else root
     # Left behind when a state directory is deleted while its servers run: the folder stays
     # in their command line.

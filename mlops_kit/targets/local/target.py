@@ -40,6 +40,7 @@ from mlops_kit.targets.local.records import (
     alive,
     dead_detail,
     endpoint,
+    remove_record,
     stop_all,
     stop_records,
     version_url,
@@ -135,7 +136,7 @@ class LocalTarget(DeploymentTarget):
                 record = ServerRecord.read(folder / name)
                 if record is not None:
                     self._stop(record)
-                    (folder / name).unlink(missing_ok=True)
+                    remove_record(folder / name)
 
     def _status(self, model_name: str) -> DeploymentStatus | None:
         """Recorded state checked against the live process and its HTTP answers."""

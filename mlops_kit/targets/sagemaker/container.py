@@ -20,10 +20,10 @@ from __future__ import annotations
 import shutil
 import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING
 
 from mlops_kit.errors import ConfigError
-from mlops_kit.settings import GateSettings
+from mlops_kit.settings_training import METRICS
 from mlops_kit.targets.build_context import (
     COPY_IGNORED,
     DEFAULT_BASE_IMAGE,
@@ -161,7 +161,7 @@ def _dockerfile(model_name: str, tag: str, base_image: str) -> str:
 
 def metric_definitions() -> list[dict[str, str]]:
     """A training job's ``MetricDefinitions``: the held-out metrics ``train`` logs."""
-    names = get_args(GateSettings.model_fields["metric"].annotation)
+    names = METRICS["classification"]  # the container trains the built-in classifiers
     return [{"Name": name, "Regex": METRIC_REGEX.format(name=name)} for name in names]
 
 

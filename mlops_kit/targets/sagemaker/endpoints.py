@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit.errors import DeploymentTimeout, TargetError, WaitTimeout
 from mlops_kit.process import wait_until
-from mlops_kit.targets.sagemaker import names
+from mlops_kit.targets.sagemaker import names, variants
 from mlops_kit.targets.sagemaker.clients import not_found
 
 if TYPE_CHECKING:
+    from mlops_kit.deployment import Candidate
     from mlops_kit.settings_sagemaker import SageMakerSettings
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,10 @@ class Observed:
     version: str | None
     failure: str = ""
     pending_config: str | None = None
+    weights: dict[str, int] = field(default_factory=dict)
+    """Each production variant's current share of the traffic, in percent."""
+    candidate: Candidate | None = None
+    """The candidate served beside ``version`` (see :mod:`.variants`), if any."""
 
     @property
     def serving(self) -> bool:
@@ -150,23 +155,30 @@ class Endpoints:
             return None
         config = found.get("EndpointConfigName", "")
         pending = (found.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        version, candidate = self._config_of(config, found)
         return Observed(
             endpoint=endpoint,
             status=found.get("EndpointStatus", "Unknown"),
             config=config,
-            version=self._config_version(config),
+            version=version,
             failure=found.get("FailureReason") or "",
             pending_config=pending,
+            weights=variants.weights_of(found),
+            candidate=candidate,
         )
 
-    def _config_version(self, config: str) -> str | None:
+    def _config_of(
+        self, config: str, endpoint: dict[str, Any]
+    ) -> tuple[str | None, Candidate | None]:
+        """The version an EndpointConfig is tagged with, and the candidate beside it."""
         try:
             described = self.sm.describe_endpoint_config(EndpointConfigName=config)
         except Exception as exc:
             if not_found(exc):
-                return None
+                return None, None
             raise
-        return self.tags(described["EndpointConfigArn"]).get(names.VERSION_TAG)
+        tags = self.tags(described["EndpointConfigArn"])
+        return tags.get(names.VERSION_TAG), variants.candidate_of(endpoint, described, tags)
 
     def managed(self, tags: dict[str, str]) -> list[str]:
         """Names of the endpoints whose tags include every one of ``tags``, sorted."""
@@ -185,7 +197,7 @@ class Endpoints:
         Creates the endpoint, or updates it blue/green, or changes nothing when it already
         serves the release. A Failed endpoint is deleted and created again.
         """
-        self._ensure_model(release)
+        self.ensure_model(release)
         self._ensure_config(release)
         current = self.observe(release.endpoint)
         if current is not None and current.status not in SETTLED:
@@ -320,16 +332,17 @@ class Endpoints:
 
     def prune(self, endpoint: str, keep: str | None) -> list[str]:
         """Delete the endpoint's EndpointConfigs and Models other than ``keep``'s; their names."""
-        kept_model = None
+        kept_models: set[str] = set()
         if keep is not None:
-            variants = self.sm.describe_endpoint_config(EndpointConfigName=keep)
-            kept_model = variants["ProductionVariants"][0]["ModelName"]
+            kept = self.sm.describe_endpoint_config(EndpointConfigName=keep)
+            served = kept["ProductionVariants"] + (kept.get("ShadowProductionVariants") or [])
+            kept_models = {variant["ModelName"] for variant in served}
         deleted = []
         for config in self.resources("endpoint_config", {ENDPOINT_TAG: endpoint}):
             if config != keep and self.delete_resource("endpoint_config", config):
                 deleted.append(config)
         for model in self.resources("model", {ENDPOINT_TAG: endpoint}):
-            if model != kept_model and self.delete_resource("model", model):
+            if model not in kept_models and self.delete_resource("model", model):
                 deleted.append(model)
         return deleted
 
@@ -366,7 +379,8 @@ class Endpoints:
             raise
         return True
 
-    def _ensure_model(self, release: Release) -> None:
+    def ensure_model(self, release: Release) -> None:
+        """Create the release's SageMaker Model unless it exists (its name says what it holds)."""
         try:
             self.sm.describe_model(ModelName=release.model)
             return

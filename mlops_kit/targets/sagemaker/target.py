@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_kit.errors import TargetError
 from mlops_kit.targets.base import Capabilities, Check, DeploymentStatus, DeploymentTarget
-from mlops_kit.targets.sagemaker import names
+from mlops_kit.targets.sagemaker import names, variants
 from mlops_kit.targets.sagemaker.artifacts import model_data_url
 from mlops_kit.targets.sagemaker.clients import client, ensure_bucket
 from mlops_kit.targets.sagemaker.endpoints import Endpoints, Observed, Release
@@ -31,7 +31,11 @@ if TYPE_CHECKING:
 
 
 class SageMakerTarget(DeploymentTarget):
-    """Serves each model of an environment with a SageMaker endpoint, updated blue/green."""
+    """Serves each model of an environment with a SageMaker endpoint, updated blue/green.
+
+    A spec's candidate is a second production variant (or a shadow variant) of the endpoint;
+    its weight moves in place (:mod:`.variants`).
+    """
 
     name = "sagemaker"
     capabilities = Capabilities(
@@ -84,7 +88,10 @@ class SageMakerTarget(DeploymentTarget):
             instance_count=spec.replicas,
             tags=tags,
         )
-        observed = self.endpoints.deploy(release, deadline)
+        if spec.candidate is None:
+            observed = self.endpoints.deploy(release, deadline)
+        else:
+            observed = variants.deploy(self.endpoints, self._pair(spec, release, image), deadline)
         took = time.monotonic() - began
         return replace(
             self._status_of(spec.model_name, observed), detail=f"InService in {took:.1f} s"
@@ -201,6 +208,25 @@ class SageMakerTarget(DeploymentTarget):
         """``<sagemaker-runtime endpoint URL>/endpoints/<endpoint>/invocations``."""
         return f"{self.runtime_url}/endpoints/{endpoint}/invocations"
 
+    def _pair(self, spec: DeploymentSpec, stable: Release, image: str) -> variants.Pair:
+        """The stable release and the candidate's, sharing one EndpointConfig."""
+        candidate = spec.candidate
+        assert candidate is not None
+        tags = {**self._tags(spec.model_name), **({names.RUN_ID_TAG: candidate.run_id}
+                                                 if candidate.run_id else {})}  # fmt: skip
+        release = Release.plan(
+            self.config,
+            stable.endpoint,
+            candidate.version,
+            image=image,
+            model_data_url=model_data_url(
+                self.s3, self.config, spec.model_name, candidate.model_uri
+            ),  # fmt: skip
+            instance_count=spec.replicas,
+            tags=tags,
+        )
+        return variants.Pair.plan(self.config, stable, release, candidate)
+
     def _tags(self, model_name: str) -> dict[str, str]:
         return {
             names.PROJECT_TAG: self.settings.project,
@@ -214,6 +240,12 @@ class SageMakerTarget(DeploymentTarget):
             detail += f", updating to {observed.pending_config}"
         if observed.failure:
             detail += f": {observed.failure}"
+        if observed.candidate is not None:
+            shares = ", ".join(f"{v} at {w}%" for v, w in observed.weights.items())
+            shadow = observed.candidate
+            if shadow.mirror:
+                shares += f", v{shadow.version} shadow at {shadow.mirror_percent}%"
+            detail += f" ({shares})"
         return DeploymentStatus(
             environment=self.environment.name,
             model_name=model_name,
@@ -221,6 +253,7 @@ class SageMakerTarget(DeploymentTarget):
             ready=observed.serving,
             endpoint=self.invocations_url(observed.endpoint),
             detail=detail,
+            candidate=observed.candidate if observed.serving else None,
         )
 
 

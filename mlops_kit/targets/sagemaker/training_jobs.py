@@ -62,7 +62,9 @@ def hyperparameters(params: TrainingSettings) -> dict[str, str]:
     Strings as they are, anything else as JSON (``null`` for unset): what the BYO
     container's ``train`` reads back into the same :class:`~mlops_kit.settings.TrainingSettings`.
     """
-    values = params.model_dump(exclude={"dataset"})
+    from mlops_kit.targets.sagemaker.byo.hyperparameters import SOURCE_NAMES
+
+    values = params.model_dump(exclude=set(SOURCE_NAMES))
     encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
     return {"target": LABEL_COLUMN, **encoded}
 

@@ -9,12 +9,34 @@ Four modules, none needing a server of its own:
   latency quantiles (estimated from histogram buckets as PromQL's ``histogram_quantile`` does);
 * :mod:`.queries`: :func:`queries`, the PromQL behind the dashboard for a cluster;
 * :mod:`.dashboard`: :func:`dashboard`, and :func:`write_dashboard` to put it and the queries
-  under ``build/monitoring/``.
+  under ``build/monitoring/``;
+* :mod:`.prometheus`: the local Prometheus (``mlops-kit monitor``), scraping every local
+  endpoint through file-based discovery; :mod:`.promql`: :class:`PrometheusClient`, the HTTP
+  API's instant and range queries;
+* :mod:`.analysis`: :func:`metrics_source` and ``metrics_for(environment, version, window)``,
+  a version's requests, errors and p99 for a canary, from the dashboard's own PromQL;
+* :mod:`.live`: the dashboard's queries evaluated on the local Prometheus (notebook 04).
 """
 
+from mlops_kit.verify.monitoring.analysis import (
+    MetricsSource,
+    PrometheusMetrics,
+    ScrapeMetrics,
+    VersionMetrics,
+    metrics_source,
+)
 from mlops_kit.verify.monitoring.dashboard import dashboard, write_dashboard
-from mlops_kit.verify.monitoring.metrics import FLAVOURS, METRICS, Flavour, Metric, metric_names
-from mlops_kit.verify.monitoring.queries import Query, queries, query_table
+from mlops_kit.verify.monitoring.live import LiveDashboard, live_dashboard
+from mlops_kit.verify.monitoring.metrics import (
+    FLAVOURS,
+    LOCAL_FLAVOURS,
+    METRICS,
+    Flavour,
+    Metric,
+    metric_names,
+)
+from mlops_kit.verify.monitoring.promql import PrometheusClient
+from mlops_kit.verify.monitoring.queries import Query, instantiate, queries, query_table
 from mlops_kit.verify.monitoring.scrape import (
     MetricsSnapshot,
     ServerFigures,
@@ -25,15 +47,25 @@ from mlops_kit.verify.monitoring.scrape import (
 
 __all__ = [
     "FLAVOURS",
+    "LOCAL_FLAVOURS",
     "METRICS",
     "Flavour",
     "Metric",
     "MetricsSnapshot",
+    "MetricsSource",
+    "PrometheusClient",
+    "PrometheusMetrics",
     "Query",
+    "ScrapeMetrics",
     "ServerFigures",
+    "VersionMetrics",
     "dashboard",
+    "LiveDashboard",
     "histogram_quantile",
+    "live_dashboard",
+    "instantiate",
     "metric_names",
+    "metrics_source",
     "queries",
     "query_table",
     "scrape",

@@ -26,13 +26,27 @@ def _variables(flavours: Iterable[Flavour]) -> list[dict[str, Any]]:
         },
         _query_variable("namespace", "label_values(namespace)", ds),
     ]
-    if any(f in ("mlserver", "seldon-v2") for f in flavours):
-        source = (
-            "label_values(model_infer_request_success_total, model)"
-            if "mlserver" in flavours
-            else "label_values(seldon_model_infer_total, model)"
-        )
+    if any(f in ("mlserver", "mlops-kit", "seldon-v2") for f in flavours):
+        if "mlserver" in flavours:
+            source = "label_values(model_infer_request_success_total, model)"
+        elif "mlops-kit" in flavours:
+            source = "label_values(mlops_kit_inferences_total, model)"
+        else:
+            source = "label_values(seldon_model_infer_total, model)"
         found.append(_query_variable("model", source, ds))
+    if "mlops-kit" in flavours:
+        found.append(
+            _query_variable("version", "label_values(mlops_kit_inferences_total, version)", ds)
+        )
+    elif "seldon-v1" in flavours:
+        found.append(
+            _query_variable(
+                "version",
+                "label_values(seldon_api_executor_server_requests_seconds_count, "
+                "predictor_version)",
+                ds,
+            )
+        )
     if "seldon-v1" in flavours:
         found.append(
             _query_variable(
@@ -63,6 +77,7 @@ def _query_variable(name: str, query: str, ds: dict[str, str]) -> dict[str, Any]
 
 _TITLES: dict[Flavour, str] = {
     "mlserver": "MLServer",
+    "mlops-kit": "mlops-kit runtime, per version",
     "seldon-v1": "Seldon Core v1 (executor)",
     "seldon-v2": "Seldon Core v2",
 }
@@ -147,7 +162,7 @@ def dashboard(
 
 def write_dashboard(
     directory: str | Path = "build/monitoring",
-    flavours: Iterable[Flavour] = ("mlserver", "seldon-v1", "seldon-v2"),
+    flavours: Iterable[Flavour] = FLAVOURS,
 ) -> Fields:
     """Write ``dashboard.json`` (import it in Grafana) and ``queries.json`` (the PromQL by set)."""
     chosen = list(flavours)

@@ -10,9 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Flavour = Literal["mlserver", "seldon-v1", "seldon-v2"]
-FLAVOURS: tuple[Flavour, ...] = ("mlserver", "seldon-v1", "seldon-v2")
-"""Metric sets: MLServer itself (local target, Seldon v2 servers), Seldon v1 executor, Seldon v2."""
+Flavour = Literal["mlserver", "mlops-kit", "seldon-v1", "seldon-v2"]
+FLAVOURS: tuple[Flavour, ...] = ("mlserver", "mlops-kit", "seldon-v1", "seldon-v2")
+"""Metric sets: MLServer itself (local target, Seldon v2 servers), the toolkit's runtime (per
+version, local target), Seldon v1 executor, Seldon v2."""
+LOCAL_FLAVOURS: tuple[Flavour, ...] = ("mlserver", "mlops-kit")
+"""The metric sets a local endpoint exports: its dashboard, evaluated by the local Prometheus."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,29 @@ _MLSERVER = (
     ),
     _m("process_cpu_seconds_total", "counter", "", "CPU time of the server process"),
     _m("process_resident_memory_bytes", "gauge", "", "resident memory of the server process"),
+)
+
+# The toolkit's runtime (mlops_kit/serving/metrics.py): per version, for the canary analysis.
+_MLOPS_KIT = (
+    _m(
+        "mlops_kit_inferences_total",
+        "counter",
+        "model version outcome",
+        "inference requests answered, by version and outcome (ok, invalid, error)",
+    ),
+    _m(
+        "mlops_kit_inference_seconds",
+        "histogram",
+        "model version",
+        "time a version took to answer, seconds (buckets 1 ms .. 10 s)",
+    ),
+    _m("mlops_kit_batch_requests", "histogram", "model_name model_version", "requests per batch"),
+    _m(
+        "mlops_kit_batch_fallbacks_total",
+        "counter",
+        "model_name model_version",
+        "batches redone request by request",
+    ),
 )
 
 # Seldon Core v1: the executor (service orchestrator) in front of every SeldonDeployment.
@@ -136,6 +162,7 @@ _SELDON_V2 = (
 
 METRICS: dict[Flavour, tuple[Metric, ...]] = {
     "mlserver": _MLSERVER,
+    "mlops-kit": _MLOPS_KIT,
     "seldon-v1": _SELDON_V1,
     "seldon-v2": _SELDON_V2 + _MLSERVER,  # Seldon v2 serves models with MLServer underneath
 }

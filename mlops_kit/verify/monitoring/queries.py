@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -48,8 +49,10 @@ def queries(flavour: Flavour = "mlserver") -> list[Query]:
             ),
             Query(
                 "Error ratio (non-2xx)",
-                f'sum(rate(rest_server_requests_total{{{sel}, status_code!~"2.."}}{_RATE})) '
-                f"/ sum(rate(rest_server_requests_total{{{sel}}}{_RATE}))",
+                _ratio(
+                    f'sum(rate(rest_server_requests_total{{{sel}, status_code!~"2.."}}{_RATE}))',
+                    f"sum(rate(rest_server_requests_total{{{sel}}}{_RATE}))",
+                ),
                 "percentunit",
                 "errors",
                 "share of inference requests answered with an error",
@@ -101,11 +104,31 @@ def queries(flavour: Flavour = "mlserver") -> list[Query]:
                 "{{pod}}",
             ),
         ]
+    if flavour == "mlops-kit":
+        sel = f'{_NS}, model=~"$model", version=~"$version"'
+        count = f"mlops_kit_inferences_total{{{sel}}}"
+        return _by_version(
+            requests=f"sum by (version) (rate({count}{_RATE}))",
+            errors=f'sum by (version) (rate(mlops_kit_inferences_total{{{sel}, outcome="error"}}'
+            f"{_RATE}))",
+            bucket=f"mlops_kit_inference_seconds_bucket{{{sel}}}",
+            label="version",
+            where="in the runtime",
+        )
     if flavour == "seldon-v1":
         sel = f'{_NS}, deployment_name=~"$deployment"'
         metric = "seldon_api_executor_server_requests_seconds"
         client = "seldon_api_executor_client_requests_seconds"
+        versioned = f'{sel}, predictor_version=~"$version"'
         return [
+            *_by_version(
+                requests=f"sum by (predictor_version) (rate({metric}_count{{{versioned}}}{_RATE}))",
+                errors=f"sum by (predictor_version) "
+                f'(rate({metric}_count{{{versioned}, code!~"2.."}}{_RATE}))',
+                bucket=f"{metric}_bucket{{{versioned}}}",
+                label="predictor_version",
+                where="at the executor (predictors labelled with their version)",
+            ),
             Query(
                 "Requests by status",
                 f"sum by (deployment_name, code) (rate({metric}_count{{{sel}}}{_RATE}))",
@@ -114,8 +137,10 @@ def queries(flavour: Flavour = "mlserver") -> list[Query]:
             ),
             Query(
                 "Error ratio (non-2xx)",
-                f'sum(rate({metric}_count{{{sel}, code!~"2.."}}{_RATE})) '
-                f"/ sum(rate({metric}_count{{{sel}}}{_RATE}))",
+                _ratio(
+                    f'sum(rate({metric}_count{{{sel}, code!~"2.."}}{_RATE}))',
+                    f"sum(rate({metric}_count{{{sel}}}{_RATE}))",
+                ),
                 "percentunit",
                 "errors",
             ),
@@ -149,8 +174,10 @@ def queries(flavour: Flavour = "mlserver") -> list[Query]:
             ),
             Query(
                 "Error ratio (non-2xx/OK)",
-                f'sum(rate(seldon_model_infer_total{{{sel}, code!~"2..|OK"}}{_RATE})) '
-                f"/ sum(rate(seldon_model_infer_total{{{sel}}}{_RATE}))",
+                _ratio(
+                    f'sum(rate(seldon_model_infer_total{{{sel}, code!~"2..|OK"}}{_RATE}))',
+                    f"sum(rate(seldon_model_infer_total{{{sel}}}{_RATE}))",
+                ),
                 "percentunit",
                 "errors",
             ),
@@ -176,6 +203,68 @@ def queries(flavour: Flavour = "mlserver") -> list[Query]:
             ),
         ]
     raise ConfigError(f"no metric set {flavour!r}; known: {', '.join(FLAVOURS)}")
+
+
+REQUESTS_BY_VERSION = "Requests by version"
+ERRORS_BY_VERSION = "Error ratio by version"
+P99_BY_VERSION = "Latency p99 by version"
+"""Titles of the panels the canary analysis evaluates (:mod:`.analysis`), in the sets that
+have them (``mlops-kit`` on the local target, ``seldon-v1`` on Kubernetes)."""
+
+
+def _ratio(part: str, whole: str) -> str:
+    """``part / whole`` that is 0, not empty, while ``part`` has no series (no error yet)."""
+    return f"({part} or {whole} * 0) / {whole}"
+
+
+def _by_version(*, requests: str, errors: str, bucket: str, label: str, where: str) -> list[Query]:
+    """The per-version panels a canary is judged by: traffic, error ratio, p99 latency."""
+    legend = "{{" + label + "}}"
+    return [
+        Query(REQUESTS_BY_VERSION, requests, "reqps", legend, f"requests answered {where}"),
+        Query(
+            ERRORS_BY_VERSION,
+            f"({errors} or {requests} * 0) / {requests}",
+            "percentunit",
+            legend,
+            "share answered with a server error",
+        ),
+        Query(
+            P99_BY_VERSION,
+            f"histogram_quantile(0.99, sum by ({label}, le) (rate({bucket}{_RATE})))",
+            "s",
+            legend,
+            f"time to answer {where}",
+        ),
+    ]
+
+
+_VARIABLE = re.compile(r"\$(__rate_interval|namespace|model|version|deployment)\b")
+
+
+def instantiate(expr: str, values: dict[str, str]) -> str:
+    """``expr`` with the dashboard's variables replaced, as Grafana does before it asks.
+
+    ``values`` maps variable names (``namespace``, ``model``, ``version``, ``deployment``,
+    ``__rate_interval``) to what they stand for; one left unset matches anything (``.*``),
+    Grafana's "All", except ``__rate_interval``, which must be given (e.g. ``"30s"``).
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = match[1]
+        if name == "__rate_interval" and name not in values:
+            raise ConfigError("a query needs its rate interval ($__rate_interval), e.g. '30s'")
+        return values.get(name, ".*")
+
+    return _VARIABLE.sub(value, expr)
+
+
+def by_title(flavour: Flavour, title: str) -> Query:
+    """The query of ``flavour`` titled ``title``; ConfigError if the set has none."""
+    for query in queries(flavour):
+        if query.title == title:
+            return query
+    raise ConfigError(f"metric set {flavour!r} has no panel {title!r}")
 
 
 def query_table(flavours: Iterable[Flavour] = FLAVOURS) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_kit.errors import ConfigError, ParameterError
+from mlops_kit.errors import ConfigError, DataError, ParameterError
 from mlops_kit.train.training import Dataset, fingerprint
 
 if TYPE_CHECKING:
@@ -26,36 +26,21 @@ TRAIN = "train"
 """The channel of training data (required)."""
 VALIDATION = "validation"
 """The channel of held-out data (optional)."""
-SUFFIXES = (".csv", ".parquet")
+SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 def read_channel(directory: Path) -> pd.DataFrame:
-    """Every CSV and Parquet file under ``directory``, in name order, as one table."""
-    import pandas as pd
+    """Every CSV and Parquet file under ``directory``, in name order, as one table (the way
+    :func:`mlops_kit.train.data.read_table` reads a directory of training data)."""
+    from mlops_kit.settings_training import DataSettings
+    from mlops_kit.train.data import read_table
 
-    files = sorted(
-        path
-        for path in directory.rglob("*")
-        if path.is_file() and path.suffix.lower() in SUFFIXES and not path.name.startswith(".")
-    )
-    if not files:
-        raise ConfigError(f"channel {directory.name!r} has no .csv or .parquet file in {directory}")
-    frames: list[pd.DataFrame] = []
-    for path in files:
-        try:
-            frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-        except (OSError, ValueError, ImportError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from None
-        if frames and list(frame.columns) != list(frames[0].columns):
-            raise ConfigError(
-                f"{path.name} has columns {list(frame.columns)}, {files[0].name} has "
-                f"{list(frames[0].columns)}: every file of a channel has the same columns"
-            )
-        frames.append(frame)
-    table = pd.concat(frames, ignore_index=True)
-    if table.empty:
-        raise ConfigError(f"channel {directory.name!r} has no rows")
-    return table
+    if not directory.is_dir():
+        raise ConfigError(f"channel {directory.name!r} has no directory {directory}")
+    try:
+        return read_table(DataSettings(path=str(directory)))
+    except DataError as exc:
+        raise ConfigError(f"channel {directory.name!r}: {exc}") from None
 
 
 def features_and_labels(table: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:

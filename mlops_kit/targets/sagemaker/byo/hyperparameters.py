@@ -24,7 +24,10 @@ TARGET = "target"
 """The hyperparameter naming the label column."""
 DEFAULT_TARGET = "target"
 """The label column when ``target`` is not given."""
-TRAINING_NAMES = tuple(name for name in TrainingSettings.model_fields if name != "dataset")
+SOURCE_NAMES = frozenset({"dataset", "data", "task", "entrypoint", "params"})
+"""Training settings that say what data and code to train with, not how: not hyperparameters
+(the data is the ``train`` channel; the container trains the built-in estimators)."""
+TRAINING_NAMES = tuple(name for name in TrainingSettings.model_fields if name not in SOURCE_NAMES)
 """The training parameters a job may set."""
 NAMES = (TARGET, *TRAINING_NAMES)
 _NONE = frozenset({"", "none", "null"})

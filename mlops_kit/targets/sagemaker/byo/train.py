@@ -89,7 +89,7 @@ def train(layout: Layout) -> dict[str, float]:
             f"{TAG_PREFIX}target": target,
             f"{TAG_PREFIX}toolkit_version": __version__,
             f"{TAG_PREFIX}training_job": os.environ.get("TRAINING_JOB_NAME", ""),
-            "params": params.model_dump(exclude={"dataset"}),
+            "params": params.model_dump(include=set(hyperparameters.TRAINING_NAMES)),
             "metrics": metrics,
         },
     )

@@ -1,0 +1,258 @@
+"""Per-version figures for a canary's analysis, from the same PromQL the dashboard shows.
+
+:meth:`MetricsSource.metrics_for` answers "how did version V of the model do in environment E
+over the last W seconds": requests, server errors, error rate, p99 latency. Three sources:
+
+* :class:`PrometheusMetrics` evaluates the dashboard's per-version panels
+  (:data:`~.queries.REQUESTS_BY_VERSION`, :data:`~.queries.ERRORS_BY_VERSION`,
+  :data:`~.queries.P99_BY_VERSION`) with the dashboard's variables filled in — against the local
+  Prometheus (metric set ``mlops-kit``) or a cluster's (``seldon-v1``, its predictors labelled
+  with their version);
+* :class:`ScrapeMetrics`, the fallback where no Prometheus runs: it reads the endpoint's
+  ``/metrics`` itself at each call and differences the scrapes ``window`` seconds apart, the
+  way ``increase()`` does, with the same histogram interpolation;
+* :func:`metrics_source` picks one for an environment and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mlops_kit.errors import ConfigError, MetricsUnavailable, PrometheusMissing
+from mlops_kit.verify.monitoring.metrics import Flavour
+from mlops_kit.verify.monitoring.queries import (
+    ERRORS_BY_VERSION,
+    P99_BY_VERSION,
+    REQUESTS_BY_VERSION,
+    by_title,
+    instantiate,
+)
+from mlops_kit.verify.monitoring.scrape import MetricsSnapshot, histogram_quantile, scrape
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlops_kit.project import Project
+    from mlops_kit.verify.monitoring.promql import PrometheusClient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionMetrics:
+    """What one version did over a window: the figures a canary step is judged by."""
+
+    version: str
+    window_s: float
+    requests: int
+    """Requests the version answered."""
+    errors: int
+    """Of those, answered with a server error (the caller's bad requests are not counted)."""
+    error_rate: float | None
+    """``errors / requests``; None without requests."""
+    p99_ms: float | None
+    """99th percentile time to answer, from the histogram's buckets; None without requests."""
+    source: str
+    """Where the figures come from (a Prometheus URL, or the endpoint scraped)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for a rollout's timeline and evidence."""
+        return {
+            "version": self.version,
+            "window_s": self.window_s,
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": None if self.error_rate is None else round(self.error_rate, 5),
+            "p99_ms": None if self.p99_ms is None else round(self.p99_ms, 2),
+            "source": self.source,
+        }
+
+
+class MetricsSource(Protocol):
+    """Anything that can tell how a version did over a window."""
+
+    def metrics_for(self, environment: str, version: str, window: float) -> VersionMetrics:
+        """The figures of ``version`` in ``environment`` over the last ``window`` seconds."""
+        ...
+
+
+def literal(value: str) -> str:
+    """``value`` as an exact-match regular expression inside a PromQL string."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\\\1", value)
+
+
+class PrometheusMetrics:
+    """:class:`MetricsSource` evaluating the dashboard's per-version panels on a Prometheus.
+
+    ``namespace_of`` maps an environment to the ``namespace`` label its endpoints carry (the
+    environment's name locally, its Kubernetes namespace on a cluster).
+    """
+
+    def __init__(
+        self,
+        client: PrometheusClient,
+        *,
+        flavour: Flavour = "mlops-kit",
+        model: str | None = None,
+        namespace_of: Callable[[str], str] = lambda environment: environment,
+    ) -> None:
+        self.client = client
+        self.flavour = flavour
+        self.model = model
+        self.namespace_of = namespace_of
+
+    def variables(self, environment: str, version: str, window: float) -> dict[str, str]:
+        """The dashboard's variables for one version over one window."""
+        values = {
+            "namespace": literal(self.namespace_of(environment)),
+            "version": literal(version),
+            "__rate_interval": f"{max(round(window), 1)}s",
+        }
+        if self.model is not None:
+            # The model's own name, or a private name of one of its versions (model--...).
+            values["model"] = literal(self.model) + "(--.*)?"
+            values["deployment"] = literal(self.model)
+        return values
+
+    def expressions(self, environment: str, version: str, window: float) -> dict[str, str]:
+        """The three PromQL expressions evaluated, by panel title."""
+        values = self.variables(environment, version, window)
+        titles = (REQUESTS_BY_VERSION, ERRORS_BY_VERSION, P99_BY_VERSION)
+        return {t: instantiate(by_title(self.flavour, t).expr, values) for t in titles}
+
+    def metrics_for(self, environment: str, version: str, window: float) -> VersionMetrics:
+        """Evaluate the panels now; rates times the window give counts, as ``increase`` does."""
+        exprs = self.expressions(environment, version, window)
+        rate = self.client.value(exprs[REQUESTS_BY_VERSION]) or 0.0
+        ratio = self.client.value(exprs[ERRORS_BY_VERSION])
+        p99 = self.client.value(exprs[P99_BY_VERSION])
+        requests = round(rate * window)
+        return VersionMetrics(
+            version=version,
+            window_s=window,
+            requests=requests,
+            errors=round((ratio or 0.0) * requests),
+            error_rate=ratio if requests else None,
+            p99_ms=None if p99 is None or math.isnan(p99) or not requests else p99 * 1000.0,
+            source=self.client.url,
+        )
+
+
+class ScrapeMetrics:
+    """:class:`MetricsSource` reading an endpoint's ``/metrics`` directly (no Prometheus).
+
+    ``metrics_url_of(environment)`` gives the endpoint's metrics URL. Each call scrapes it and
+    differences the newest scrape with the latest one at least ``window`` seconds older (or
+    the oldest kept): call it at a step's start and again at its end.
+    """
+
+    def __init__(self, metrics_url_of: Callable[[str], str], *, keep: int = 256) -> None:
+        self.metrics_url_of = metrics_url_of
+        self._history: dict[str, deque[MetricsSnapshot]] = {}
+        self._keep = keep
+
+    def metrics_for(self, environment: str, version: str, window: float) -> VersionMetrics:
+        """The difference of two scrapes of the environment's endpoint, for one version."""
+        url = self.metrics_url_of(environment)
+        history = self._history.setdefault(url, deque(maxlen=self._keep))
+        after = scrape(url)
+        history.append(after)
+        before = next(
+            (s for s in reversed(history) if s.taken_at <= after.taken_at - window), history[0]
+        )
+        return version_figures(before, after, version, window)
+
+
+def version_figures(
+    before: MetricsSnapshot, after: MetricsSnapshot, version: str, window: float
+) -> VersionMetrics:
+    """One version's requests, errors and p99 between two scrapes (the runtime's series)."""
+
+    def delta(name: str, **match: str) -> float:
+        return after.total(name, version=version, **match) - before.total(
+            name, version=version, **match
+        )
+
+    requests = round(delta("mlops_kit_inferences_total", outcome="~ok|error"))
+    errors = round(delta("mlops_kit_inferences_total", outcome="error"))
+    buckets: dict[float, float] = {}
+    name = "mlops_kit_inference_seconds_bucket"
+    for snapshot, sign in ((after, 1.0), (before, -1.0)):
+        for labels, value in snapshot.series(name, version=version):
+            bound = float(labels["le"])
+            buckets[bound] = buckets.get(bound, 0.0) + sign * value
+    p99 = histogram_quantile(0.99, buckets)
+    return VersionMetrics(
+        version=version,
+        window_s=window,
+        requests=requests,
+        errors=errors,
+        error_rate=errors / requests if requests else None,
+        p99_ms=None if p99 is None else p99 * 1000.0,
+        source=after.url,
+    )
+
+
+def metrics_source(project: Project, environment: str) -> MetricsSource:
+    """Where the canary analysis of ``environment`` reads its figures from.
+
+    ``monitor.prometheus_url`` when set (a cluster's Prometheus; Seldon v1 metrics on a
+    Kubernetes environment), else, for a local environment, the running local Prometheus, else
+    the endpoint's ``/metrics`` read directly — logging how to get Prometheus when it is not
+    installed. ConfigError for another target without ``monitor.prometheus_url``.
+    """
+    from mlops_kit.verify.monitoring import prometheus
+    from mlops_kit.verify.monitoring.promql import PrometheusClient
+
+    settings = project.settings
+    env = settings.environment(environment)
+    url = settings.monitor.prometheus_url
+    if url:
+        if env.target == "kubernetes":
+            from mlops_kit.targets.kubernetes.endpoints import namespace_for
+
+            return PrometheusMetrics(
+                PrometheusClient(url),
+                flavour="seldon-v1",
+                model=project.model_name,
+                namespace_of=lambda name: namespace_for(settings, settings.environment(name)),
+            )
+        return PrometheusMetrics(PrometheusClient(url), model=project.model_name)
+    if env.target != "local":
+        raise ConfigError(
+            f"environment {environment!r} runs on the {env.target} target, whose metrics this "
+            "machine's Prometheus does not scrape: set monitor.prometheus_url "
+            "(MLOPS_KIT_MONITOR__PROMETHEUS_URL) to the Prometheus that does"
+        )
+    running = prometheus.status(project)
+    if running is not None:
+        return PrometheusMetrics(PrometheusClient(running.url), model=project.model_name)
+    if prometheus.find_binary(settings.monitor) is None:
+        logger.warning("%s", PrometheusMissing(settings.monitor.binary))
+    else:
+        logger.info("no local Prometheus runs (`mlops-kit monitor` starts it): scraping directly")
+    return ScrapeMetrics(lambda name: _metrics_url(project, name))
+
+
+def _metrics_url(project: Project, environment: str) -> str:
+    from mlops_kit import targets
+
+    with targets.for_environment(project.settings, environment) as target:
+        status = target.status(project.model_name)
+    if status is None or not status.metrics_url:
+        raise MetricsUnavailable(
+            f"{environment}/{project.model_name}", "the deployment exposes no metrics URL"
+        )
+    return status.metrics_url
+
+
+def wait_for_scrape(client: PrometheusClient, expr: str, *, timeout: float = 30.0) -> None:
+    """Block until ``expr`` has a sample (e.g. a new endpoint's first scrape arrived)."""
+    from mlops_kit.process import wait_until
+
+    wait_until(lambda: bool(client.query(expr)), timeout=timeout, interval=0.5, what=expr)
