@@ -47,6 +47,7 @@ from mlops_kit.errors import ConfigError
 from mlops_kit.settings_base import Section as _Section
 from mlops_kit.settings_loadtest import LoadTestSettings
 from mlops_kit.settings_monitor import MonitorSettings
+from mlops_kit.settings_pipeline import PipelineSettings
 from mlops_kit.settings_rollout import RolloutSettings
 from mlops_kit.settings_sagemaker import SageMakerSettings
 from mlops_kit.settings_schedule import ScheduleSettings
@@ -244,6 +245,8 @@ class Settings(BaseSettings):
     """The Kubernetes target's cluster and ingress."""
     sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
     """The SageMaker target's region, role, image, bucket and endpoints."""
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    """The training pipeline's steps, retries, cache, data expectations and data volume."""
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     """Scheduled retrain-and-redeploy: identity, missed runs, retries (docs/schedules.md)."""
 

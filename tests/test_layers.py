@@ -14,6 +14,7 @@ The stage packages form layers; each line below is one contract:
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,22 @@ def test_serving_code_stands_alone(path):
     assert all(n.startswith(allowed) for n in toolkit_imports(path))
 
 
-def test_errors_module_has_no_third_party_imports():
-    assert imports_of(PACKAGE / "errors.py") <= {"__future__", "__future__.annotations"}
+@pytest.mark.parametrize("path", modules("errors/*.py"), ids=lambda p: p.name)
+def test_errors_have_no_third_party_imports(path):
+    names = {n for n in imports_of(path) if not n.startswith("mlops_kit.errors")}
+    assert names <= {"__future__", "__future__.annotations"}
+
+
+def test_every_error_is_exported_by_the_errors_package():
+    import inspect
+
+    from mlops_kit import errors
+
+    for path in modules("errors/*.py"):
+        module = importlib.import_module(f"mlops_kit.errors.{path.stem}")
+        for name, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, errors.ToolkitError):
+                assert getattr(errors, name) is obj, f"{name} is not exported by mlops_kit.errors"
 
 
 def test_display_helpers_import_only_the_stdlib():

@@ -20,6 +20,7 @@ from mlops_kit.cli import (
     commands_rollout,
     commands_schedule,
     commands_signers,
+    commands_snapshots,
     commands_tools,
 )
 from mlops_kit.cli._common import PROG, Handler, run, subcommands
@@ -27,6 +28,7 @@ from mlops_kit.cli._common import PROG, Handler, run, subcommands
 GROUPS = (
     commands_project,
     commands_pipeline,
+    commands_snapshots,
     commands_deploy,
     commands_promote,
     commands_rollout,

@@ -62,7 +62,14 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
     runs = runner.run_notebooks(names, params, output_dir=tmp_path / "build", progress_bar=False)
     assert [r.output.name for r in runs] == [p.rsplit("/", 1)[-1] for p in names]
     assert all(r.html.is_file() for r in runs)
-    runner.run_notebooks(names[1:], params, output_dir=tmp_path / "build2", progress_bar=False)
+    # The pipeline's record is in the report: a table of steps with their cache hits.
+    report = runs[1].html.read_text()
+    assert "Pipeline run" in report and "cache hit" in report
+    # Another tree count: the data steps are cached, training runs and registers v2.
+    again = {**params, "n_estimators": 40}
+    reruns = runner.run_notebooks(names[1:], again, output_dir=tmp_path / "build2",
+                                  progress_bar=False)  # fmt: skip
+    assert "✔ ran" in reruns[0].html.read_text() and "• cached" in reruns[0].html.read_text()
     project = Project.load(state_dir=tmp_path / "state")
     registry = Registry(project)
     second = registry.get(2)
@@ -157,7 +164,7 @@ def test_notebook_03_run_as_jupyterlab_runs_it_finds_the_project(tmp_path, monke
         keys = demo_signers(project, ("alice", "bob"))  # as make demo does
         (first,) = Promotions(project).pending()
         Promotions(project).approve(first.id, "bob", signing_key=keys["bob"])
-        runner.run_notebooks(["02"], params, progress_bar=False)
+        runner.run_notebooks(["02"], {"n_estimators": 40}, progress_bar=False)
         monkeypatch.delenv("MLOPS_KIT_ACTOR")
         assert not [k for k in os.environ if k.startswith("MLOPS_KIT_")]
 

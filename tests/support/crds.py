@@ -1,4 +1,4 @@
-"""The official Seldon CRD schemas (vendored in tests/fixtures/crds) as validators.
+"""The official Seldon and CSI snapshot CRD schemas (vendored in tests/fixtures/crds) as validators.
 
 Documents are checked as strictly as an API server would: unknown fields refused,
 formats and metadata names checked."""
@@ -29,6 +29,10 @@ CRDS = {  # kind: (apiVersion, CRD file)
     "Experiment": (
         "mlops.seldon.io/v1alpha1",
         "seldon-core-v2.10.2/mlops.seldon.io_experiments.yaml",
+    ),
+    "VolumeSnapshot": (
+        "snapshot.storage.k8s.io/v1",
+        "external-snapshotter-v8.6.0/snapshot.storage.k8s.io_volumesnapshots.yaml",
     ),
 }
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"

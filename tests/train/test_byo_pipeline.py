@@ -123,6 +123,8 @@ def test_a_failing_entrypoint_stops_run_02_with_one_line_naming_it(tmp_path):
         stop_all(root / ".mlops")
     assert run.returncode == 1, run.stderr[-2000:]
     line = run.stderr.strip().splitlines()[-1]
-    assert "EntrypointError: training entrypoint 'my_model:train' returned a str" in line
+    # The train step names itself, and the entrypoint what it did wrong.
+    assert "StepFailed: pipeline step 'train' failed: training entrypoint 'my_model:train'" in line
+    assert "returned a str" in line
     project = Project.load(root / "mlops.yaml")
     assert project.client.search_model_versions("name='wine-model'") == []
