@@ -48,6 +48,7 @@ from mlops_kit.settings_base import Section as _Section
 from mlops_kit.settings_loadtest import LoadTestSettings
 from mlops_kit.settings_monitor import MonitorSettings
 from mlops_kit.settings_pipeline import PipelineSettings
+from mlops_kit.settings_rollout import RolloutSettings
 from mlops_kit.settings_sagemaker import SageMakerSettings
 from mlops_kit.settings_schedule import ScheduleSettings
 from mlops_kit.settings_training import DATASETS as DATASETS  # re-exported
@@ -110,6 +111,8 @@ class EnvironmentSettings(_Section):
     None: the environment before it in the list (the first one takes versions from training).
     A version is promoted here only after that environment served it and its smoke test passed.
     """
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    """How a promotion moves traffic to the new version: replace, canary, shadow, blue_green."""
 
 
 class ServingSettings(_Section):

@@ -92,8 +92,8 @@ ACTOR_COMMANDS = sorted(
 
 def test_the_commands_that_act_for_someone_take_as():
     assert ACTOR_COMMANDS == [
-        "approve", "deploy", "reject", "request", "retrain", "rollback", "run", "schedule",
-        "signers",
+        "approve", "deploy", "reject", "request", "retrain", "rollback", "rollout", "run",
+        "schedule", "signers",
     ]  # fmt: skip
 
 

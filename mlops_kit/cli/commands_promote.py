@@ -7,7 +7,9 @@ from datetime import datetime
 
 from mlops_kit.cli._common import AddCommand, add_actor, project, serving_now
 
-STATUSES = ["pending", "approved", "rejected", "rolled_out", "failed", "superseded"]
+STATUSES = [
+    "pending", "approved", "rejected", "rolling_out", "paused", "rolled_out", "failed", "superseded"
+]  # fmt: skip
 
 
 def cmd_request(args: argparse.Namespace) -> int:

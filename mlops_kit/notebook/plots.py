@@ -237,3 +237,53 @@ def server_comparison(run: LoadTestRun) -> Figure:
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def rollout_timeline(request: PromotionRequest) -> Figure:
+    """A progressive rollout phase by phase: the traffic split and each version's p99 and error
+    rate, with the decision taken (next, pause, rollback ...)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    state = request.rollout or {}
+    entries = [e for e in state.get("timeline", []) if "candidate" in e]
+    fig, (split, latency) = plt.subplots(1, 2, figsize=(9, 3.2))
+    title = (
+        f"{state.get('strategy', 'replace')} rollout of v{request.candidate} to {request.to_env}"
+    )
+    fig.suptitle(f"{title}: {request.status}", fontsize=10)
+    if not entries:
+        for ax in (split, latency):
+            ax.set_axis_off()
+        split.text(0, 0.5, "no analysed phase (replace strategy, or not started)", fontsize=9)
+        plt.close(fig)
+        return fig
+    x = np.arange(len(entries))
+    names = [e["phase"] for e in entries]
+    stable_w = [e["weights"]["stable"] for e in entries]
+    cand_w = [e["weights"]["candidate"] for e in entries]
+    split.bar(x, stable_w, color="#6e7781", label=f"stable v{state.get('stable', '?')}")
+    split.bar(x, cand_w, bottom=stable_w, color="#0969da", label=f"candidate v{request.candidate}")
+    colours = {"next": "#1a7f37", "pause": "#bf8700", "retry": "#bf8700"}
+    for i, entry in enumerate(entries):
+        colour = colours.get(entry["decision"], "#cf222e")
+        split.text(i, 102, entry["decision"], ha="center", fontsize=8, color=colour)
+    split.set_xticks(x, names, rotation=15, fontsize=8)
+    split.set_ylim(0, 115)
+    split.set_ylabel("% of live traffic")
+    split.legend(fontsize=7, loc="lower right")
+    for offset, role, colour in ((-0.2, "stable", "#6e7781"), (0.2, "candidate", "#0969da")):
+        p99 = [e[role].get("p99_ms") or 0.0 for e in entries]
+        bars = latency.bar(x + offset, p99, 0.4, color=colour, label=role)
+        for bar, entry in zip(bars, entries, strict=True):
+            figures = entry[role]
+            label = f"{figures['requests']} req\n{figures['error_rate']:.0%} err"
+            latency.text(bar.get_x() + 0.2, bar.get_height(), label, ha="center", fontsize=7)
+    highest = max((e[r].get("p99_ms") or 0.0) for e in entries for r in ("stable", "candidate"))
+    latency.set_ylim(0, max(highest, 1.0) * 1.35)
+    latency.set_xticks(x, names, rotation=15, fontsize=8)
+    latency.set_ylabel("p99 ms")
+    latency.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

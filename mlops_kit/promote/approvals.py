@@ -16,8 +16,11 @@ from mlops_kit.errors import ApprovalRefused
 from mlops_kit.redact import secret_reason
 from mlops_kit.settings import ApprovalPolicy
 
-Status = Literal["pending", "approved", "rejected", "rolled_out", "failed", "superseded"]
-DecisionKind = Literal["approve", "reject"]
+Status = Literal[
+    "pending", "approved", "rejected", "rolling_out", "paused", "rolled_out", "failed", "superseded"
+]
+DecisionKind = Literal["approve", "reject", "continue", "abort"]
+"""Approve or reject a pending request; continue or abort a paused progressive rollout."""
 OPEN: tuple[Status, ...] = ("pending",)
 
 
@@ -83,6 +86,8 @@ class PromotionRequest(Rich):
     status: Status = "pending"
     decisions: tuple[Decision, ...] = ()
     outcome: str = ""
+    rollout: dict[str, Any] = field(default_factory=dict)
+    """A progressive rollout's state and timeline (:mod:`mlops_kit.promote.progressive`)."""
 
     @property
     def approvers(self) -> list[str]:

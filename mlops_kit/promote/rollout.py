@@ -61,11 +61,40 @@ def roll_out(promotions: Promotions, request: PromotionRequest, actor: str) -> P
     previewed = candidate is not None
     # What the environment serves now, as the repository has it: the registry (MLflow, seconds
     # to load in a fresh process) is left for the bookkeeping once the new version answers.
-    previous = repo.get(env, request.model_name)
+    served = repo.get(env, request.model_name)
+    previous = served.version if served else None
+    strategy = project.settings.environment(env).rollout.strategy
+    if strategy != "replace":
+        from mlops_kit.promote import progressive
+
+        started = progressive.start(promotions, request, actor, spec, previewed)
+        if started is not None:
+            return started
+    return switch(promotions, request, actor, spec, previewed, previous)
+
+
+def switch(
+    promotions: Promotions,
+    request: PromotionRequest,
+    actor: str,
+    spec: DeploymentSpec,
+    previewed: bool,
+    previous: str | None,
+    steps: list[str] | None = None,
+) -> PromotionRequest:
+    """Hand the environment to the verified candidate at once: merge the request's branch, pin,
+    sync, smoke-test, move the alias; ``previous`` is the version served
+    before. ``steps`` are a progressive rollout's commits (newest
+    first), reverted too if this fails."""
+    from mlops_kit.promote.promotion import branch_name
+
+    project, repo, registry = promotions.project, promotions.repo, promotions.registry
+    env = request.to_env
+    target = targets.for_environment(project.settings, env)
     trailers = {
         **promotions._trailers(request),
         "Approved-By": ", ".join(request.approvers),
-        "Previous-Version": previous.version if previous else "none",
+        "Previous-Version": previous or "none",
     }
     merge = repo.merge(
         branch_name(request.id),
@@ -90,16 +119,15 @@ def roll_out(promotions: Promotions, request: PromotionRequest, actor: str) -> P
             status = target.status(request.model_name)
             hooks.call("after_deploy", environment=env, spec=spec, status=status)
     except Exception as exc:
-        undo = [pin, merge] if pin else [merge]
-        _undo(
-            promotions, undo, request, actor, _reason(exc), previous.version if previous else None
-        )
+        undo = ([pin, merge] if pin else [merge]) + (steps or [])
+        _undo(promotions, undo, request, actor, _reason(exc), previous)
         raise PromotionFailed(request.id, _reason(exc)) from exc
     registry.set_alias(env, request.candidate)
+    how = f"{request.rollout['summary']}, " if request.rollout.get("summary") else ""
     done = request.with_status(
         "rolled_out",
         f"{env} serves v{request.candidate} since {_now()} "
-        f"(sync {report.seconds:.2f}s, smoke {result.n_requests} requests)",
+        f"({how}sync {report.seconds:.2f}s, smoke {result.n_requests} requests)",
     )
     promotions._save(done, actor, f"Roll out promotion {request.id}", {"Merge": merge})
     registry.tag(

@@ -112,3 +112,104 @@ class ApprovalPanel:
         bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
         bundle["text/html"] = static_html(self.request)
         return bundle
+
+
+def rollout_html(request: PromotionRequest) -> str:
+    """A progressive rollout's state and timeline as static HTML."""
+    from mlops_kit.promote.progressive import timeline_rows
+
+    state = request.rollout
+    if not state:
+        return display.paragraph(
+            f"{html.escape(request.id)} has no progressive rollout ({request.status})."
+        )
+    rows = timeline_rows(request)
+    passed = {"rolled_out": True, "failed": False}.get(request.status)
+    line = f"{state.get('strategy')} rollout: {request.status}: {request.outcome}"
+    hint = ""
+    if request.status == "paused":
+        hint = display.paragraph(
+            "Continue or abort here, or with "
+            f"<code>mlops-kit rollout continue|abort {html.escape(request.id)} --as NAME</code>."
+        )
+    return (
+        display.verdict(passed, line, request.status) + (display.table(rows) if rows else "") + hint
+    )
+
+
+class RolloutPanel:
+    """A progressive rollout's timeline with Continue and Abort for a paused one.
+
+    The buttons call :func:`mlops_kit.promote.progressive.resume`, as ``mlops-kit rollout
+    continue|abort`` does, under the same identity rules as an approval.
+    """
+
+    def __init__(
+        self,
+        promotions: Promotions,
+        request: PromotionRequest,
+        actor: str = "",
+        signing_key: str = "",
+    ) -> None:
+        import ipywidgets as w
+
+        self.promotions = promotions
+        self.request = request
+        self.signing_key = signing_key or None
+        self.timeline = w.HTML(rollout_html(request))
+        self.actor = w.Text(value=actor, description="Name", placeholder="your name")
+        self.comment = w.Textarea(description="Comment", placeholder="why")
+        self.continue_button = w.Button(description="Continue", button_style="success")
+        self.abort_button = w.Button(description="Abort", button_style="danger", icon="times")
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.outcome = w.HTML()
+        self.continue_button.on_click(lambda _: self.resume("continue"))
+        self.abort_button.on_click(lambda _: self.resume("abort"))
+        self.refresh_button.on_click(lambda _: self.refresh())
+        for widget, role in (
+            (self.continue_button, "mlops-continue"),
+            (self.abort_button, "mlops-abort"),
+            (self.refresh_button, "mlops-refresh"),
+        ):
+            widget.add_class(role)
+        buttons = w.HBox([self.continue_button, self.abort_button, self.refresh_button])
+        self.widget = w.VBox([self.timeline, self.actor, self.comment, buttons, self.outcome])
+        self.widget.add_class("mlops-rollout-panel")
+        self._enable()
+
+    def refresh(self) -> None:
+        """Read the request again (a rollout started by the approval panel moves on its own)."""
+        self.request = self.promotions.get(self.request.id)
+        self.timeline.value = rollout_html(self.request)
+        self._enable()
+
+    def resume(self, action: str) -> None:
+        """Button handler: continue or abort the paused rollout and show what happened."""
+        from mlops_kit.promote.progressive import resume
+
+        self.continue_button.disabled = self.abort_button.disabled = True
+        self.outcome.value = "<p>working…</p>"
+        try:
+            resume(
+                self.promotions,
+                self.request.id,
+                self.actor.value,
+                "continue" if action == "continue" else "abort",
+                self.comment.value,
+                signing_key=self.signing_key,
+            )
+            self.outcome.value = ""
+        except ToolkitError as exc:
+            self.outcome.value = (
+                f'<p class="mlops-outcome" style="color:#cf222e">{html.escape(str(exc))}</p>'
+            )
+        self.refresh()
+
+    def _enable(self) -> None:
+        paused = self.request.status == "paused"
+        self.continue_button.disabled = self.abort_button.disabled = not paused
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["text/html"] = rollout_html(self.request)
+        return bundle

@@ -17,6 +17,7 @@ from mlops_kit.errors import ArtifactStoreError, TargetError
 from mlops_kit.process import now, secret_file, spawn, write_json
 from mlops_kit.serving import CONTROL_TOKEN_ENV, RUNTIME
 from mlops_kit.settings import ServingSettings
+from mlops_kit.targets.local import routing
 from mlops_kit.targets.local.records import (
     LOG_FILE,
     MODEL_SETTINGS_FILE,
@@ -40,11 +41,12 @@ def render_model(spec: DeploymentSpec, cache: Path | None = None) -> tuple[str, 
     A remote ``model_uri`` is downloaded into ``cache``, e.g. :func:`artifacts.cache_dir
     <mlops_kit.artifacts.cache_dir>` of the state dir (see :func:`local_path`).
     """
+    routing.check(spec)
     path = local_path(spec.model_uri, cache)
     if spec.flavour == "mlflow":
         if not (path / "MLmodel").is_file():
             raise TargetError(f"{path} is not an MLflow model directory (it has no MLmodel file)")
-        return RUNTIME, str(path)
+        return (routing.ROUTING_RUNTIME if spec.candidate else RUNTIME), str(path)
     if spec.flavour == "sklearn":
         if path.is_file():
             return SKLEARN_RUNTIME, str(path)
@@ -93,7 +95,10 @@ def local_path(uri: str, cache: Path | None = None) -> Path:
 def write_model_settings(
     folder: Path, spec: DeploymentSpec, implementation: str, uri: str, serving: ServingSettings
 ) -> None:
-    """Write ``<folder>/<model>/model-settings.json`` for ``spec``."""
+    """Write ``<folder>/<model>/model-settings.json`` for ``spec`` (and its route, if it has a
+    candidate: :mod:`~mlops_kit.targets.local.routing`)."""
+    if spec.candidate is not None:
+        return routing.write_settings(folder, spec, uri, serving)
     parameters: dict[str, object] = {"uri": uri, "version": spec.version}
     if implementation == RUNTIME:
         # Our runtime batches by itself, keeping bad requests out of batches; MLServer's own

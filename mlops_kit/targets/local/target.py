@@ -30,7 +30,7 @@ from mlops_kit.process import write_text as _write_text
 from mlops_kit.serving import seldon
 from mlops_kit.settings import EnvironmentSettings, Settings
 from mlops_kit.targets.base import Capabilities, DeploymentStatus, DeploymentTarget
-from mlops_kit.targets.local import custom, mlserver
+from mlops_kit.targets.local import custom, mlserver, routing
 from mlops_kit.targets.local.records import (
     LOG_FILE,
     MODEL_SETTINGS_FILE,
@@ -109,11 +109,9 @@ class LocalTarget(DeploymentTarget):
                 (folder / SERVER_FILE).unlink(missing_ok=True)
                 record = None
             if record is not None and self._alive(record):
-                unchanged = (record.version, record.model_uri, record.implementation) == (
-                    spec.version,
-                    uri,
-                    implementation,
-                )
+                loaded = (record.version, record.model_uri, record.implementation)
+                unchanged = loaded == (spec.version, uri, implementation)
+                unchanged = unchanged and routing.retune(folder, spec)  # weights: in place
                 if unchanged and self._version_ready(record, spec.model_name, spec.version):
                     return self._observed(spec.model_name, record, detail="already serving")
                 return self._swap(spec, record, implementation, uri, deadline)
@@ -219,6 +217,7 @@ class LocalTarget(DeploymentTarget):
                 pid=record.pid,
                 protocol="seldon" if record.protocol == "seldon" else "v2",
                 metrics_url=record.metrics_url if record.protocol == "v2" else None,
+                candidate=routing.observed(record, model_name) if version else None,
             )
 
         log = self._folder(model_name) / LOG_FILE

@@ -1,0 +1,206 @@
+"""A rollout step's analysis: per-version figures over a window, judged against the limits.
+
+The figures come from a :class:`MetricsSource`. :class:`ScrapeSource` reads the endpoint's own
+``/metrics`` at the start and at the end of the window (the routing model's per-version
+series, :mod:`mlops_kit.serving.routing_metrics`); a Prometheus-backed source answers the same
+questions with PromQL over the same series. Either way the verdict is the same function:
+:func:`judge`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from mlops_kit.errors import TargetError
+from mlops_kit.verify.monitoring.scrape import MetricsSnapshot, histogram_quantile, scrape
+
+if TYPE_CHECKING:
+    from mlops_kit.project import Project
+    from mlops_kit.settings_rollout import Analysis, RolloutSettings
+
+Role = Literal["stable", "candidate", "shadow"]
+Outcome = Literal["pass", "fail", "inconclusive"]
+
+REQUESTS = "mlops_kit_routed_requests_total"
+DURATION = "mlops_kit_routed_request_duration_seconds"
+PREDICTION = "mlops_kit_routed_prediction"
+COMPARISONS = "mlops_kit_shadow_comparisons_total"
+
+
+@dataclass(frozen=True)
+class VersionFigures:
+    """What one version did in one role over a window."""
+
+    version: str
+    role: str
+    seconds: float = 0.0
+    requests: int = 0
+    """Requests handed to the version (answered, failed or refused as invalid)."""
+    errors: int = 0
+    """Requests the version failed (HTTP 500); a client's bad request is not counted."""
+    p99_ms: float | None = None
+    mean_prediction: float | None = None
+    """Mean of the answers' first output (for prediction drift)."""
+    agree: int = 0
+    """Shadow only: mirrored answers equal to the live ones."""
+    disagree: int = 0
+    """Shadow only: mirrored answers that differed (a failed shadow counts as an error)."""
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def agreement(self) -> float | None:
+        """Shadow only: share of mirrored requests whose answer equalled the live one."""
+        compared = self.agree + self.disagree + self.errors
+        return self.agree / compared if compared else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["error_rate"] = round(self.error_rate, 4)
+        data["seconds"] = round(self.seconds, 2)
+        for key in ("p99_ms", "mean_prediction"):
+            if data[key] is not None:
+                data[key] = round(data[key], 3)
+        if self.role == "shadow":
+            agreement = self.agreement
+            data["agreement"] = None if agreement is None else round(agreement, 4)
+        return data
+
+
+class MetricsSource(Protocol):
+    """Where a rollout's analysis reads per-version figures from.
+
+    ``begin`` opens a window on the environment's endpoint of ``model_name``; ``metrics_for``
+    returns what ``version`` did in ``role`` (``stable``, ``candidate`` or ``shadow``) since.
+    Implementations read the series of :mod:`mlops_kit.serving.routing_metrics`.
+    """
+
+    def begin(self, environment: str, model_name: str) -> None: ...
+
+    def metrics_for(
+        self, environment: str, model_name: str, version: str, role: str
+    ) -> VersionFigures: ...
+
+
+@dataclass
+class ScrapeSource:
+    """Reads the endpoint's ``/metrics`` directly: one scrape at ``begin``, one per question."""
+
+    project: Project
+    _start: dict[tuple[str, str], MetricsSnapshot] = field(default_factory=dict)
+
+    def _url(self, environment: str, model_name: str) -> str:
+        from mlops_kit import targets
+
+        target = targets.for_environment(self.project.settings, environment)
+        status = target.status(model_name)
+        if status is None or not status.metrics_url:
+            raise TargetError(
+                f"{environment}/{model_name} has no metrics endpoint to analyse a rollout with"
+            )
+        return status.metrics_url
+
+    def begin(self, environment: str, model_name: str) -> None:
+        self._start[(environment, model_name)] = scrape(self._url(environment, model_name))
+
+    def metrics_for(
+        self, environment: str, model_name: str, version: str, role: str
+    ) -> VersionFigures:
+        before = self._start[(environment, model_name)]
+        after = scrape(before.url)
+        return figures(before, after, model_name, version, role)
+
+
+def figures(
+    before: MetricsSnapshot, after: MetricsSnapshot, model_name: str, version: str, role: str
+) -> VersionFigures:
+    """What ``version`` did in ``role`` between two scrapes of the routing model's server."""
+    match = {"model_name": model_name, "model_version": version}
+
+    def delta(name: str, **extra: str) -> float:
+        return after.total(name, **match, **extra) - before.total(name, **match, **extra)
+
+    buckets: dict[float, float] = {}
+    for snapshot, sign in ((after, 1.0), (before, -1.0)):
+        for labels, value in snapshot.series(DURATION + "_bucket", **match, role=role):
+            bound = float(labels["le"])
+            buckets[bound] = buckets.get(bound, 0.0) + sign * value
+    p99 = histogram_quantile(0.99, buckets)
+    count = delta(PREDICTION + "_count", role=role)
+    mean = delta(PREDICTION + "_sum", role=role) / count if count > 0 else None
+    shadow = role == "shadow"
+    return VersionFigures(
+        version=version,
+        role=role,
+        seconds=after.taken_at - before.taken_at,
+        requests=round(delta(REQUESTS, role=role)),
+        errors=round(delta(REQUESTS, role=role, outcome="error")),
+        p99_ms=None if p99 is None or math.isinf(p99) else p99 * 1000.0,
+        mean_prediction=mean,
+        agree=round(delta(COMPARISONS, result="agree")) if shadow else 0,
+        disagree=round(delta(COMPARISONS, result="disagree")) if shadow else 0,
+    )
+
+
+def metrics_source(project: Project) -> MetricsSource:
+    """The source a rollout reads: the endpoints' own ``/metrics``."""
+    return ScrapeSource(project)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reasons: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "reasons": list(self.reasons)}
+
+
+def judge(rollout: RolloutSettings, stable: VersionFigures, candidate: VersionFigures) -> Verdict:
+    """Pass, fail or inconclusive, with every reason.
+
+    Too few candidate requests is inconclusive, unless the errors already seen break the
+    error-rate limit however the missing requests would go: that fails at once.
+    """
+    rules: Analysis = rollout.analysis
+    reasons: list[str] = []
+    enough = candidate.requests >= rules.min_requests
+    allowed_errors = rules.max_error_rate * max(candidate.requests, rules.min_requests)
+    if candidate.errors > allowed_errors:
+        reasons.append(
+            f"error rate {candidate.error_rate:.1%} ({candidate.errors} of {candidate.requests}) "
+            f"above {rules.max_error_rate:.1%}"
+        )
+    if candidate.p99_ms is not None and candidate.p99_ms > rules.max_p99_ms:
+        reasons.append(f"p99 {candidate.p99_ms:.0f} ms above {rules.max_p99_ms:.0f} ms")
+    drift = prediction_drift(stable, candidate)
+    limit = rules.max_prediction_drift
+    if enough and drift is not None and limit is not None and drift > limit:
+        reasons.append(
+            f"prediction drift {drift:.2f} above {limit:.2f} "
+            f"(mean {candidate.mean_prediction:.3f} vs {stable.mean_prediction:.3f})"
+        )
+    if candidate.role == "shadow" and enough:
+        agreement = candidate.agreement
+        if agreement is not None and agreement < rollout.min_agreement:
+            reasons.append(f"agreement {agreement:.1%} below {rollout.min_agreement:.1%}")
+    if reasons:
+        return Verdict("fail", reasons)
+    if not enough:
+        return Verdict(
+            "inconclusive",
+            [f"{candidate.requests} candidate requests, fewer than {rules.min_requests}"],
+        )
+    return Verdict("pass", [])
+
+
+def prediction_drift(stable: VersionFigures, candidate: VersionFigures) -> float | None:
+    """``|mean_c - mean_s| / max(|mean_s|, 1)``; None without both means."""
+    if stable.mean_prediction is None or candidate.mean_prediction is None:
+        return None
+    scale = max(abs(stable.mean_prediction), 1.0)
+    return abs(candidate.mean_prediction - stable.mean_prediction) / scale
