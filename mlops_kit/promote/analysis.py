@@ -10,7 +10,7 @@ questions with PromQL over the same series. Either way the verdict is the same f
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mlops_kit.errors import TargetError
@@ -47,6 +47,8 @@ class VersionFigures:
     """Shadow only: mirrored answers equal to the live ones."""
     disagree: int = 0
     """Shadow only: mirrored answers that differed (a failed shadow counts as an error)."""
+    source: str = "endpoint"
+    """Where the figures come from: ``endpoint`` (its ``/metrics``) or a Prometheus URL."""
 
     @property
     def error_rate(self) -> float:
@@ -146,9 +148,62 @@ def figures(
     )
 
 
-def metrics_source(project: Project) -> MetricsSource:
-    """The source a rollout reads: the endpoints' own ``/metrics``."""
-    return ScrapeSource(project)
+@dataclass
+class StoredSource:
+    """Requests, errors and p99 from Prometheus, with the Grafana dashboard's own per-version
+    queries (:class:`~mlops_kit.verify.monitoring.analysis.PrometheusMetrics`); the prediction
+    means and shadow comparisons, which only the routing model counts, from its endpoint.
+
+    Prometheus sees a scrape interval late and discovers a new endpoint within seconds: a
+    window shorter than four scrape intervals, or one in which Prometheus has no sample of a
+    version the endpoint already counted, is judged on the endpoint's own figures.
+    """
+
+    project: Project
+    stored: StoredMetrics
+    scrape: ScrapeSource
+    min_window: float
+
+    def begin(self, environment: str, model_name: str) -> None:
+        self.scrape.begin(environment, model_name)
+
+    def metrics_for(
+        self, environment: str, model_name: str, version: str, role: str
+    ) -> VersionFigures:
+        local = self.scrape.metrics_for(environment, model_name, version, role)
+        if role == "shadow" or local.seconds < self.min_window:
+            return local
+        seen = self.stored.metrics_for(environment, version, local.seconds)
+        if seen.requests == 0 and local.requests > 0:
+            return local
+        return replace(
+            local,
+            requests=seen.requests,
+            errors=seen.errors,
+            p99_ms=seen.p99_ms,
+            source=seen.source,
+        )
+
+
+class StoredMetrics(Protocol):
+    """The part of :mod:`mlops_kit.verify.monitoring.analysis`'s sources a rollout uses."""
+
+    def metrics_for(self, environment: str, version: str, window: float) -> Any: ...
+
+
+def metrics_source(project: Project, environment: str) -> MetricsSource:
+    """Prometheus where one runs for the environment (``mlops-kit monitor`` or
+    ``monitor.prometheus_url``), else the endpoints' own ``/metrics``."""
+    from mlops_kit.verify.monitoring import analysis as monitoring
+
+    scrape = ScrapeSource(project)
+    if project.settings.environment(environment).target != "local":
+        return scrape
+    stored = monitoring.metrics_source(project, environment)
+    if not isinstance(stored, monitoring.PrometheusMetrics):
+        return scrape
+    interval = project.settings.monitor.scrape_interval_s
+    return StoredSource(project, stored, scrape, min_window=4 * interval)
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def _refuse_second(promotions: Promotions, request: PromotionRequest, actor: str
 def _advance(promotions: Promotions, request: PromotionRequest, actor: str) -> PromotionRequest:
     """Run the phases from ``rollout.next`` on: to the switch, a pause, or a rollback."""
     project, env = promotions.project, request.to_env
-    source = analysis.metrics_source(project)
+    source = analysis.metrics_source(project, env)
     state = dict(request.rollout)
     candidate = spec_for(project, env, request.candidate)
     while state["next"] < len(state["phases"]):
