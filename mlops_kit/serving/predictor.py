@@ -11,7 +11,8 @@ the columns in the schema's order and each converted to its schema type, then ca
 flavour's predict function. For a scikit-learn model given exactly the schema's columns, in
 its order, with its dtypes, that rebuilt frame equals the one given; calling the flavour's
 function with it directly gives the same predictions without the copy (about a fifth of a
-batched ``predict`` on a 100-tree forest). Anything else — another flavour, parameters, a
+batched ``predict`` on a 100-tree forest); a forest is then predicted tree by tree without
+joblib's dispatch (:mod:`mlops_kit.serving.forest`). Anything else — another flavour, parameters, a
 tensor or optional column schema, a column of another dtype — takes MLflow's path.
 """
 
@@ -93,15 +94,31 @@ def model_predict(model: Any) -> Callable[[Any, dict[str, Any] | None], Any]:
 
     if columns is None or flavour_predict is None:
         return through_mlflow
-    takes_params = _takes_params(flavour_predict)
+    call: Callable[..., Any] = flavour_predict
+    takes_params = _takes_params(call)
+    forest = _forest_predict(call)
+    if forest is not None:
+        call, takes_params = forest, False
 
     def predict(data: Any, params: dict[str, Any] | None = None) -> Any:
         if params is None and isinstance(data, Columns) and _fits(data, columns):
             frame = data.frame()
-            return flavour_predict(frame, params=None) if takes_params else flavour_predict(frame)
+            return call(frame, params=None) if takes_params else call(frame)
         return through_mlflow(data, params)
 
     return predict
+
+
+def _forest_predict(flavour_predict: Callable[..., Any]) -> Callable[[Any], Any] | None:
+    """The scikit-learn wrapper's ``predict`` of a forest without joblib's per-tree dispatch
+    (:mod:`mlops_kit.serving.forest`: same arithmetic, same answers); None for anything else."""
+    from mlops_kit.serving.forest import fast_predict
+
+    wrapper = getattr(flavour_predict, "__self__", None)
+    if getattr(flavour_predict, "__name__", None) != "predict" or wrapper is None:
+        return None
+    estimator = getattr(wrapper, "sklearn_model", None)
+    return None if estimator is None else fast_predict(estimator)
 
 
 def _direct_columns(model: Any) -> tuple[tuple[str, str], ...] | None:
