@@ -290,12 +290,7 @@ class KubernetesTarget(DeploymentTarget):
         model, experiment = candidates.candidate_objects(spec, self.namespace)
         self.cluster.apply(SELDON_MODEL, model, self.namespace)
         self._wait(SELDON_MODEL, name + CANARY_SUFFIX, spec.candidate.version, deadline)
-        self.cluster.require(SELDON_EXPERIMENT)
-        self.cluster.apply(SELDON_EXPERIMENT, experiment, self.namespace)
-        self._wait(SELDON_EXPERIMENT, name, None, deadline)
-        status = self._status(name)
-        assert status is not None
-        return status
+        return self._split(experiment, name, deadline)
 
     def _apply_canary(self, spec: DeploymentSpec, deadline: float) -> DeploymentStatus:
         name = spec.model_name
@@ -317,6 +312,10 @@ class KubernetesTarget(DeploymentTarget):
             default=name,
             namespace=self.namespace,
         )
+        return self._split(experiment, name, deadline)
+
+    def _split(self, experiment: dict[str, Any], name: str, deadline: float) -> DeploymentStatus:
+        """Apply the Experiment that splits ``name``'s traffic, wait for it: the status after."""
         self.cluster.require(SELDON_EXPERIMENT)
         self.cluster.apply(SELDON_EXPERIMENT, experiment, self.namespace)
         self._wait(SELDON_EXPERIMENT, name, None, deadline)
