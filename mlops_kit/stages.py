@@ -29,7 +29,7 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("set up", "state, registry, environments", "targets.setup", "01_setup_cluster"),
-    Stage("train", "scikit-learn, tracked in MLflow", "train.training", "02_create_pipeline"),
+    Stage("train", "cached steps, your code, MLflow", "pipeline.engine", "02_create_pipeline"),
     Stage("register", "new version with lineage", "registry.client", "02_create_pipeline"),
     Stage("gate", "challenger vs champion", "train.gates", "02_create_pipeline"),
     Stage("deploy", "GitOps commit, sync", "gitops.deploy", "02_create_pipeline", "staging"),
