@@ -14,7 +14,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mlops_kit.errors import TargetError
-from mlops_kit.verify.monitoring.scrape import MetricsSnapshot, histogram_quantile, scrape
+from mlops_kit.verify.monitoring.scrape import (
+    MetricsSnapshot,
+    bucket_delta,
+    histogram_quantile,
+    scrape,
+)
 
 if TYPE_CHECKING:
     from mlops_kit.project import Project
@@ -126,12 +131,9 @@ def figures(
     def delta(name: str, **extra: str) -> float:
         return after.total(name, **match, **extra) - before.total(name, **match, **extra)
 
-    buckets: dict[float, float] = {}
-    for snapshot, sign in ((after, 1.0), (before, -1.0)):
-        for labels, value in snapshot.series(DURATION + "_bucket", **match, role=role):
-            bound = float(labels["le"])
-            buckets[bound] = buckets.get(bound, 0.0) + sign * value
-    p99 = histogram_quantile(0.99, buckets)
+    p99 = histogram_quantile(
+        0.99, bucket_delta(before, after, DURATION + "_bucket", **match, role=role)
+    )
     count = delta(PREDICTION + "_count", role=role)
     mean = delta(PREDICTION + "_sum", role=role) / count if count > 0 else None
     shadow = role == "shadow"

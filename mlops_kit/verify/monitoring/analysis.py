@@ -32,7 +32,12 @@ from mlops_kit.verify.monitoring.queries import (
     by_title,
     instantiate,
 )
-from mlops_kit.verify.monitoring.scrape import MetricsSnapshot, histogram_quantile, scrape
+from mlops_kit.verify.monitoring.scrape import (
+    MetricsSnapshot,
+    bucket_delta,
+    histogram_quantile,
+    scrape,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -180,12 +185,7 @@ def version_figures(
 
     requests = round(delta("mlops_kit_inferences_total", outcome="~ok|error"))
     errors = round(delta("mlops_kit_inferences_total", outcome="error"))
-    buckets: dict[float, float] = {}
-    name = "mlops_kit_inference_seconds_bucket"
-    for snapshot, sign in ((after, 1.0), (before, -1.0)):
-        for labels, value in snapshot.series(name, version=version):
-            bound = float(labels["le"])
-            buckets[bound] = buckets.get(bound, 0.0) + sign * value
+    buckets = bucket_delta(before, after, "mlops_kit_inference_seconds_bucket", version=version)
     p99 = histogram_quantile(0.99, buckets)
     return VersionMetrics(
         version=version,

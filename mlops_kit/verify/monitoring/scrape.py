@@ -69,6 +69,19 @@ def scrape(url: str, *, timeout: float = 2.0) -> MetricsSnapshot:
     return MetricsSnapshot(url, time.time(), tuple(samples))
 
 
+def bucket_delta(
+    before: MetricsSnapshot, after: MetricsSnapshot, name: str, **match: str
+) -> dict[float, float]:
+    """Cumulative bucket counts ``{le: count}`` of the histogram ``name`` between two scrapes,
+    summed over the matching series: what :func:`histogram_quantile` reads."""
+    buckets: dict[float, float] = {}
+    for snapshot, sign in ((after, 1.0), (before, -1.0)):
+        for labels, value in snapshot.series(name, **match):
+            bound = float(labels["le"])
+            buckets[bound] = buckets.get(bound, 0.0) + sign * value
+    return buckets
+
+
 def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None:
     """The ``q`` quantile of cumulative bucket counts ``{le: count}``, as PromQL estimates it.
 
@@ -191,13 +204,7 @@ def server_figures(
     requests = sum(by_status.values())
     count = delta("rest_server_request_duration_seconds_count", **infer)
     total = delta("rest_server_request_duration_seconds_sum", **infer)
-    buckets: dict[float, float] = {}
-    for labels, value in after.series("rest_server_request_duration_seconds_bucket", **infer):
-        bound = float(labels["le"])
-        buckets[bound] = buckets.get(bound, 0.0) + value
-    for labels, value in before.series("rest_server_request_duration_seconds_bucket", **infer):
-        bound = float(labels["le"])
-        buckets[bound] = buckets.get(bound, 0.0) - value
+    buckets = bucket_delta(before, after, "rest_server_request_duration_seconds_bucket", **infer)
 
     def quantile(q: float) -> float | None:
         found = histogram_quantile(q, buckets)
