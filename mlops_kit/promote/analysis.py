@@ -10,6 +10,7 @@ questions with PromQL over the same series. Either way the verdict is the same f
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -193,14 +194,52 @@ class StoredMetrics(Protocol):
     def metrics_for(self, environment: str, version: str, window: float) -> Any: ...
 
 
+@dataclass
+class ClusterSource:
+    """A cluster's own Prometheus, nothing else: the dashboard's per-version PromQL over the
+    serving stack's metrics (Seldon v1's executor, its predictors labelled with their version),
+    over the window since :meth:`begin`.
+
+    A cluster's endpoints are not this machine's to scrape, so there is no fallback: the
+    window must span a few of that Prometheus' scrape intervals (``bake_seconds``). Prediction
+    means and shadow agreement are the routing model's own series, which Seldon does not have:
+    they stay unknown and are not judged.
+    """
+
+    stored: StoredMetrics
+    _start: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def begin(self, environment: str, model_name: str) -> None:
+        self._start[(environment, model_name)] = time.monotonic()
+
+    def metrics_for(
+        self, environment: str, model_name: str, version: str, role: str
+    ) -> VersionFigures:
+        window = time.monotonic() - self._start[(environment, model_name)]
+        seen = self.stored.metrics_for(environment, version, window)
+        return VersionFigures(
+            version=version,
+            role=role,
+            seconds=window,
+            requests=seen.requests,
+            errors=seen.errors,
+            p99_ms=seen.p99_ms,
+            source=seen.source,
+        )
+
+
 def metrics_source(project: Project, environment: str) -> MetricsSource:
-    """Prometheus where one runs for the environment (``mlops-kit monitor`` or
-    ``monitor.prometheus_url``), else the endpoints' own ``/metrics``."""
+    """Where a rollout in ``environment`` is judged from.
+
+    On the local target: Prometheus where one runs (``mlops-kit monitor`` or
+    ``monitor.prometheus_url``), else the endpoints' own ``/metrics``. On a cluster: its
+    Prometheus (``monitor.prometheus_url``; ConfigError without one).
+    """
     from mlops_kit.verify.monitoring import analysis as monitoring
 
-    scrape = ScrapeSource(project)
     if project.settings.environment(environment).target != "local":
-        return scrape
+        return ClusterSource(monitoring.metrics_source(project, environment))
+    scrape = ScrapeSource(project)
     stored = monitoring.metrics_source(project, environment)
     if not isinstance(stored, monitoring.PrometheusMetrics):
         return scrape

@@ -27,7 +27,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlops_kit.deployment import Candidate
-from mlops_kit.errors import ApprovalRefused, PromotionFailed
+from mlops_kit.errors import ApprovalRefused, PromotionFailed, ToolkitError
 from mlops_kit.gitops.deploy import spec_for
 from mlops_kit.gitops.sync import sync
 from mlops_kit.promote import analysis, approvals, signing
@@ -72,9 +72,25 @@ def start(
     settings = project.settings.environment(request.to_env).rollout
     stable = repo.get(request.to_env, request.model_name)
     if stable is not None and stable.candidate is not None:
-        _refuse_second(promotions, request, actor)
+        busy = [
+            r.id
+            for r in promotions.all()
+            if r.to_env == request.to_env and r.status in ("paused", "rolling_out")
+        ]
+        _refuse(
+            promotions,
+            request,
+            actor,
+            f"{request.to_env} is in the middle of another rollout "
+            f"({', '.join(busy) or 'unknown'}): continue or abort it first "
+            "(mlops-kit rollout continue|abort REQUEST)",
+        )
     if stable is None or stable.version == spec.version or not phases(settings):
         return None
+    try:
+        analysis.metrics_source(project, request.to_env)
+    except ToolkitError as exc:
+        _refuse(promotions, request, actor, f"nothing to judge a {settings.strategy} by: {exc}")
     previous = promotions.registry.by_alias(request.to_env)
     state = {
         "strategy": settings.strategy,
@@ -93,19 +109,10 @@ def start(
     return _advance(promotions, running, actor)
 
 
-def _refuse_second(promotions: Promotions, request: PromotionRequest, actor: str) -> None:
-    """One rollout per environment: refuse ``request`` while another routes a candidate."""
+def _refuse(promotions: Promotions, request: PromotionRequest, actor: str, reason: str) -> None:
+    """Fail ``request`` before its rollout starts (nothing took traffic): PromotionFailed."""
     from mlops_kit.promote.promotion import branch_name
 
-    busy = [
-        r.id
-        for r in promotions.all()
-        if r.to_env == request.to_env and r.status in ("paused", "rolling_out")
-    ]
-    reason = (
-        f"{request.to_env} is in the middle of another rollout ({', '.join(busy) or 'unknown'}): "
-        "continue or abort it first (mlops-kit rollout continue|abort REQUEST)"
-    )
     promotions._save(request.with_status("failed", reason), actor, f"Refuse {request.id}")
     promotions.repo.delete_branch(branch_name(request.id))
     raise PromotionFailed(request.id, reason)

@@ -724,33 +724,91 @@ class _ApiHandler(BaseHTTPRequestHandler):
 # -- the ingress ------------------------------------------------------------------------------
 
 
+EXECUTOR_LABELS = ("namespace", "deployment_name", "predictor_name", "predictor_version",
+                   "method", "service", "code")  # fmt: skip
+"""Seldon Core 1.18's executor labels, ``namespace`` as a cluster's Prometheus adds it."""
+VERSION_HEADER = "X-Model-Version"
+"""The header naming the version that answered (``mlops_kit.serving.routing``'s)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One upstream of a route: a predictor's server, its share of traffic and its version."""
+
+    url: str
+    weight: int = 100
+    version: str = ""
+
+
 class IngressProxy(_LoopbackServer):
     """A loopback reverse proxy playing the Istio / Ambassador gateway.
 
     ``route("/seldon/ns/name", "http://127.0.0.1:PORT")`` sends ``/seldon/ns/name/v2/...`` to
-    ``http://127.0.0.1:PORT/v2/...``; a path no route claims gets 404, as from a gateway.
+    ``http://127.0.0.1:PORT/v2/...``; a path no route claims gets 404, as from a gateway. A
+    route to several :class:`Backend` splits requests at random by their weights, as Istio's
+    VirtualService splits a SeldonDeployment's traffic across its predictors.
+
+    It also plays the Seldon v1 executor's metrics: every request it proxies to a
+    SeldonDeployment is observed in ``seldon_api_executor_server_requests_seconds``, labelled
+    with the predictor that answered (the backend's version, else the answer's), served at
+    ``/metrics`` for a Prometheus to scrape as a cluster's scrapes the executors.
     """
 
     def __init__(self) -> None:
-        self._routes: dict[str, str] = {}
+        from prometheus_client import CollectorRegistry, Histogram
+
+        self._routes: dict[str, tuple[Backend, ...]] = {}
         self._lock = threading.Lock()
         self.hits: list[tuple[str, str, int]] = []
         """``(method, path, status)`` of every proxied request."""
+        self.registry = CollectorRegistry()
+        self.executor = Histogram(
+            "seldon_api_executor_server_requests_seconds",
+            "requests from the ingress to the executor, seconds",
+            EXECUTOR_LABELS,
+            registry=self.registry,
+        )
 
-    def route(self, prefix: str, upstream: str) -> None:
+    def route(self, prefix: str, upstream: str | list[Backend]) -> None:
+        backends = [Backend(upstream)] if isinstance(upstream, str) else upstream
         with self._lock:
-            self._routes[prefix.rstrip("/")] = upstream.rstrip("/")
+            self._routes[prefix.rstrip("/")] = tuple(
+                Backend(b.url.rstrip("/"), b.weight, b.version) for b in backends
+            )
 
     def unroute(self, prefix: str) -> None:
         with self._lock:
             self._routes.pop(prefix.rstrip("/"), None)
 
-    def resolve(self, path: str) -> tuple[str, str] | None:
+    def resolve(self, path: str) -> tuple[Backend, str] | None:
+        """The backend a request to ``path`` goes to (drawn by weight) and the path there."""
+        import random
+
         with self._lock:
             for prefix in sorted(self._routes, key=len, reverse=True):
                 if path == prefix or path.startswith(prefix + "/"):
-                    return self._routes[prefix], path[len(prefix) :] or "/"
+                    backends = self._routes[prefix]
+                    weights = [b.weight for b in backends]
+                    chosen = random.choices(backends, weights)[0] if sum(weights) else backends[0]
+                    return chosen, path[len(prefix) :] or "/"
         return None
+
+    def observe(self, path: str, method: str, code: int, version: str, seconds: float) -> None:
+        """Count one answer of a SeldonDeployment's predictor, as its executor would."""
+        parts = path.split("/")  # /seldon/<namespace>/<name>/...
+        if len(parts) < 4 or parts[1] != "seldon" or not version:
+            return
+        labels = (parts[2], parts[3], f"v{version}", version, method, "predictions", str(code))
+        self.executor.labels(*labels).observe(seconds)
+
+
+def _model_version(body: bytes) -> str:
+    """The ``model_version`` of an Open Inference Protocol answer ("" if none)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return ""
+    return str(answer.get("model_version") or "") if isinstance(answer, dict) else ""
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -764,11 +822,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
         found = proxy.resolve(path)
-        if found is None:
+        version = ""
+        began = time.perf_counter()
+        if path == "/metrics" and found is None:
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+            code, data, content_type = 200, generate_latest(proxy.registry), CONTENT_TYPE_LATEST
+        elif found is None:
             code, data, content_type = 404, b"no route to host\n", "text/plain"
         else:
-            upstream, rest = found
-            target = urlsplit(upstream)
+            backend, rest = found
+            target = urlsplit(backend.url)
             query = urlsplit(self.path).query
             conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
             try:
@@ -777,13 +841,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 response = conn.getresponse()
                 code, data = response.status, response.read()
                 content_type = response.getheader("Content-Type") or "application/json"
+                version = backend.version or response.getheader(VERSION_HEADER) or ""
+                version = version or _model_version(data)
             except OSError as exc:
                 code, data, content_type = 503, f"upstream error: {exc}\n".encode(), "text/plain"
             finally:
                 conn.close()
+            proxy.observe(path, self.command, code, version, time.perf_counter() - began)
         proxy.hits.append((self.command, path, code))
         self.send_response(code)
         self.send_header("Content-Type", content_type)
+        if version:
+            self.send_header(VERSION_HEADER, version)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -850,9 +919,10 @@ class PlayOperator:
     """Plays Seldon Core against the emulator: every new generation is reported in ``status``.
 
     ``delay`` waits before reporting; ``fail`` reports failure instead. With ``ingress`` and
-    ``state_dir``, a SeldonDeployment is first served for real by a local MLServer
-    (``LocalTarget``, one state directory per namespace under ``state_dir``) and its ingress
-    path ``/seldon/<namespace>/<name>`` routed to it.
+    ``state_dir``, a SeldonDeployment is first served for real, each predictor by a local
+    MLServer of its own (``LocalTarget``, one state directory per namespace under
+    ``state_dir``), and its ingress path ``/seldon/<namespace>/<name>`` routed across them by
+    the predictors' ``traffic`` (a shadow predictor is not served).
     """
 
     def __init__(
@@ -954,15 +1024,35 @@ class PlayOperator:
         return LocalTarget(settings, EnvironmentSettings(name=environment, kind="staging"))
 
     def _serve(self, obj: dict[str, Any]) -> None:
+        """Serve each predictor by its own server (the candidate's in an environment of its
+        own) and route the ingress path across them by the predictors' ``traffic``."""
+        from mlops_kit.deployment import DeploymentSpec
         from mlops_kit.gitops import manifests
 
         assert self.ingress is not None
         spec = manifests.spec_from_manifest(obj)
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        with self._local_target(namespace, spec.environment) as target:
-            target.apply(spec)
-            record = target.server(name)
-        self.ingress.route(f"/seldon/{namespace}/{name}", record.base_url)
+        stable = spec.model_copy(update={"candidate": None})
+        predictors = [(stable, 100)]
+        canary = f"{spec.environment}-candidate"
+        if spec.candidate is not None and not spec.candidate.mirror:
+            c = spec.candidate
+            predictors = [
+                (stable, 100 - c.weight),
+                (DeploymentSpec(environment=canary, model_name=name, version=c.version,
+                                model_uri=c.model_uri, run_id=c.run_id), c.weight),
+            ]  # fmt: skip
+        backends = []
+        for predictor, weight in predictors:
+            with self._local_target(namespace, predictor.environment) as target:
+                target.apply(predictor)
+                record = target.server(name)
+            backends.append(Backend(record.base_url, weight, predictor.version))
+        self.ingress.route(f"/seldon/{namespace}/{name}", backends)
+        if len(predictors) == 1:
+            with self._local_target(namespace, canary) as target:
+                if target.status(name) is not None:
+                    target.delete(name)
         self._serving.add((namespace, name))
 
     def _retire(self, namespace: str, name: str) -> None:

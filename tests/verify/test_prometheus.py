@@ -64,6 +64,10 @@ def test_a_cluster_environment_needs_the_clusters_prometheus(tmp_path):
     project = Project.load(write_project(tmp_path / "p", environments=envs))
     with pytest.raises(ConfigError, match="set monitor.prometheus_url"):
         analysis.metrics_source(project, "staging")
+    v2 = Project.load(tmp_path / "p" / "mlops.yaml", gitops={"manifest": "seldon-v2"},
+                      monitor={"prometheus_url": "http://127.0.0.1:9"})  # fmt: skip
+    with pytest.raises(ConfigError, match="per-version latency cannot be judged"):
+        analysis.metrics_source(v2, "staging")
 
 
 def test_no_record_no_target(tmp_path):

@@ -204,7 +204,8 @@ def metrics_source(project: Project, environment: str) -> MetricsSource:
     ``monitor.prometheus_url`` when set (a cluster's Prometheus; Seldon v1 metrics on a
     Kubernetes environment), else, for a local environment, the running local Prometheus, else
     the endpoint's ``/metrics`` read directly — logging how to get Prometheus when it is not
-    installed. ConfigError for another target without ``monitor.prometheus_url``.
+    installed. ConfigError for another target without ``monitor.prometheus_url``, and for
+    Seldon Core v2 (no per-version latency series).
     """
     from mlops_kit.verify.monitoring import prometheus
     from mlops_kit.verify.monitoring.promql import PrometheusClient
@@ -212,6 +213,13 @@ def metrics_source(project: Project, environment: str) -> MetricsSource:
     settings = project.settings
     env = settings.environment(environment)
     url = settings.monitor.prometheus_url
+    if env.target == "kubernetes" and settings.gitops.manifest == "seldon-v2":
+        raise ConfigError(
+            f"environment {environment!r} deploys Seldon Core v2 Models, whose metrics count "
+            "inferences per model but time them per server: a canary's per-version latency "
+            "cannot be judged there. Use gitops.manifest: seldon-v1 (per-predictor executor "
+            "metrics) for progressive rollouts, or rollout.strategy: replace"
+        )
     if url:
         if env.target == "kubernetes":
             from mlops_kit.targets.kubernetes.endpoints import namespace_for
