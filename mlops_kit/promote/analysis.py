@@ -1,10 +1,16 @@
 """A rollout step's analysis: per-version figures over a window, judged against the limits.
 
-The figures come from a :class:`MetricsSource`. :class:`ScrapeSource` reads the endpoint's own
-``/metrics`` at the start and at the end of the window (the routing model's per-version
-series, :mod:`mlops_kit.serving.routing_metrics`); a Prometheus-backed source answers the same
-questions with PromQL over the same series. Either way the verdict is the same function:
-:func:`judge`.
+The figures come from a :class:`MetricsSource` (:func:`metrics_source` picks it):
+
+- :class:`ScrapeSource` reads the local endpoint's own ``/metrics`` at the start and at the end
+  of the window (the routing model's per-version series,
+  :mod:`mlops_kit.serving.routing_metrics`);
+- :class:`StoredSource` takes requests, errors and p99 from the local Prometheus, with the
+  dashboard's own PromQL, where one runs;
+- :class:`ClusterSource` asks a cluster's Prometheus (``monitor.prometheus_url``) the same
+  questions over the cluster's serving metrics.
+
+Whichever answers, the verdict is the same function: :func:`judge`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from mlops_kit.verify.monitoring.scrape import (
 if TYPE_CHECKING:
     from mlops_kit.project import Project
     from mlops_kit.settings_rollout import Analysis, RolloutSettings
+    from mlops_kit.verify.monitoring.analysis import PrometheusMetrics
 
 Role = Literal["stable", "candidate", "shadow"]
 Outcome = Literal["pass", "fail", "inconclusive"]
@@ -163,7 +170,7 @@ class StoredSource:
     """
 
     project: Project
-    stored: StoredMetrics
+    stored: PrometheusMetrics
     scrape: ScrapeSource
     min_window: float
 
@@ -188,12 +195,6 @@ class StoredSource:
         )
 
 
-class StoredMetrics(Protocol):
-    """The part of :mod:`mlops_kit.verify.monitoring.analysis`'s sources a rollout uses."""
-
-    def metrics_for(self, environment: str, version: str, window: float) -> Any: ...
-
-
 @dataclass
 class ClusterSource:
     """A cluster's own Prometheus, nothing else: the dashboard's per-version PromQL over the
@@ -206,7 +207,7 @@ class ClusterSource:
     they stay unknown and are not judged.
     """
 
-    stored: StoredMetrics
+    stored: PrometheusMetrics
     _start: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def begin(self, environment: str, model_name: str) -> None:
@@ -235,16 +236,16 @@ def metrics_source(project: Project, environment: str) -> MetricsSource:
     ``monitor.prometheus_url``), else the endpoints' own ``/metrics``. On a cluster: its
     Prometheus (``monitor.prometheus_url``; ConfigError without one).
     """
-    from mlops_kit.verify.monitoring import analysis as monitoring
+    from mlops_kit.verify.monitoring.analysis import prometheus_for
 
+    stored = prometheus_for(project, environment)
     if project.settings.environment(environment).target != "local":
-        return ClusterSource(monitoring.metrics_source(project, environment))
-    scrape = ScrapeSource(project)
-    stored = monitoring.metrics_source(project, environment)
-    if not isinstance(stored, monitoring.PrometheusMetrics):
-        return scrape
+        assert stored is not None  # a cluster's Prometheus, or ConfigError
+        return ClusterSource(stored)
+    if stored is None:
+        return ScrapeSource(project)
     interval = project.settings.monitor.scrape_interval_s
-    return StoredSource(project, stored, scrape, min_window=4 * interval)
+    return StoredSource(project, stored, ScrapeSource(project), min_window=4 * interval)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from mlops_kit.verify import loadtest, monitoring
 from mlops_kit.verify.monitoring import analysis, prometheus
 from mlops_kit.verify.monitoring.promql import PrometheusClient
 from mlops_kit.verify.monitoring.queries import ERRORS_BY_VERSION, P99_BY_VERSION
-from mlops_kit.verify.monitoring.scrape import MetricsSnapshot
 from tests.support import write_project
 
 # -- no server ------------------------------------------------------------------------------
@@ -49,8 +48,7 @@ def test_without_prometheus_it_says_how_to_get_it_and_scrapes_directly(tmp_path,
     project = Project.load(path, state_dir=tmp_path / "state")
     with pytest.raises(PrometheusMissing, match=r"apt-get install prometheus"):
         prometheus.start(project)
-    source = analysis.metrics_source(project, "staging")
-    assert isinstance(source, analysis.ScrapeMetrics)
+    assert analysis.prometheus_for(project, "staging") is None  # rollouts scrape directly
     assert "apt-get install prometheus" in caplog.text
     board = monitoring.live_dashboard(project, "staging")
     assert board.source is None and "apt-get install prometheus" in board.summary()
@@ -63,11 +61,11 @@ def test_a_cluster_environment_needs_the_clusters_prometheus(tmp_path):
     ]
     project = Project.load(write_project(tmp_path / "p", environments=envs))
     with pytest.raises(ConfigError, match="set monitor.prometheus_url"):
-        analysis.metrics_source(project, "staging")
+        analysis.prometheus_for(project, "staging")
     v2 = Project.load(tmp_path / "p" / "mlops.yaml", gitops={"manifest": "seldon-v2"},
                       monitor={"prometheus_url": "http://127.0.0.1:9"})  # fmt: skip
     with pytest.raises(ConfigError, match="per-version latency cannot be judged"):
-        analysis.metrics_source(v2, "staging")
+        analysis.prometheus_for(v2, "staging")
 
 
 def test_no_record_no_target(tmp_path):
@@ -114,29 +112,6 @@ def test_a_refused_or_unreachable_query_is_one_clear_error():
     client = PrometheusClient("http://127.0.0.1:9", timeout=1)
     with pytest.raises(QueryFailed, match=r"127\.0\.0\.1:9 could not answer 'up'"):
         client.query("up")
-
-
-def _snapshot(at: float, ok: float, error: float, buckets: dict[str, float]) -> MetricsSnapshot:
-    samples = [
-        ("mlops_kit_inferences_total", (("outcome", "ok"), ("version", "2")), ok),
-        ("mlops_kit_inferences_total", (("outcome", "error"), ("version", "2")), error),
-        ("mlops_kit_inferences_total", (("outcome", "invalid"), ("version", "2")), 50.0),
-        ("mlops_kit_inferences_total", (("outcome", "ok"), ("version", "1")), 1000.0),
-    ]
-    samples += [
-        ("mlops_kit_inference_seconds_bucket", (("le", le), ("version", "2")), n)
-        for le, n in buckets.items()
-    ]
-    return MetricsSnapshot("http://x/metrics", at, tuple(samples))
-
-
-def test_scraped_figures_of_one_version_are_differences_like_increase():
-    before = _snapshot(100.0, 10, 0, {"0.01": 5, "0.1": 10, "+Inf": 10})
-    after = _snapshot(130.0, 108, 2, {"0.01": 5, "0.1": 100, "+Inf": 110})
-    figures = analysis.version_figures(before, after, "2", 30.0)
-    assert (figures.requests, figures.errors) == (100, 2)  # invalid requests are not counted
-    assert figures.error_rate == pytest.approx(0.02)
-    assert figures.p99_ms == pytest.approx(100.0)  # in the +Inf bucket: the highest bound
 
 
 # -- a real Prometheus over a real endpoint ------------------------------------------------------
@@ -196,8 +171,8 @@ def test_every_query_of_the_generated_dashboard_returns_data(monitored, tmp_path
 @pytest.mark.slow
 def test_a_versions_figures_come_from_the_dashboards_promql(monitored):
     project, monitor, _, version, run = monitored
-    source = analysis.metrics_source(project, "staging")
-    assert isinstance(source, analysis.PrometheusMetrics)
+    source = analysis.prometheus_for(project, "staging")
+    assert source is not None
     figures = source.metrics_for("staging", version, 30.0)
     assert figures.source == monitor.url
     # rate x window extrapolates like increase(): near the requests sent, not exact.
@@ -205,27 +180,6 @@ def test_a_versions_figures_come_from_the_dashboards_promql(monitored):
     assert figures.errors == 0 and figures.error_rate == 0.0
     assert figures.p99_ms is not None and 0 < figures.p99_ms < 10_000
     assert source.metrics_for("staging", "999", 30.0).requests == 0
-    # Without Prometheus: the endpoint's own series, differenced between two scrapes.
-    import httpx
-
-    from mlops_kit.targets.local import LocalTarget
-
-    scraped = analysis.ScrapeMetrics(lambda env: analysis._metrics_url(project, env))
-    assert scraped.metrics_for("staging", version, 60.0).requests == 0  # one scrape so far
-    settings = project.settings
-    with LocalTarget(settings, settings.environment("staging")) as target:
-        url = target.endpoint(project.model_name) + "/infer"
-    body = loadtest.request_body(project, version)
-    for _ in range(3):
-        httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=5)
-    time.sleep(0.01)
-    between = scraped.metrics_for("staging", version, 0.005)
-    assert (between.requests, between.errors, between.source) == (
-        3,
-        0,
-        analysis._metrics_url(project, "staging"),
-    )
-    assert between.p99_ms is not None
 
 
 @pytest.mark.slow

@@ -70,8 +70,8 @@ def test_the_kubernetes_analysis_reads_a_version_from_seldons_executor_metrics(t
         wait_until(lambda: (client.value(f"sum({series})") or 0) >= 12, timeout=15, interval=0.5,
                    what="the new samples")  # fmt: skip
 
-        source = analysis.metrics_source(project, "staging")
-        assert isinstance(source, analysis.PrometheusMetrics) and source.flavour == "seldon-v1"
+        source = analysis.prometheus_for(project, "staging")
+        assert source is not None and source.flavour == "seldon-v1"
         figures = source.metrics_for("staging", "2", 30.0)
         stable = source.metrics_for("staging", "1", 30.0)
     finally:

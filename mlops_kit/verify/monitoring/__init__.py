@@ -13,17 +13,15 @@ Four modules, none needing a server of its own:
 * :mod:`.prometheus`: the local Prometheus (``mlops-kit monitor``), scraping every local
   endpoint through file-based discovery; :mod:`.promql`: :class:`PrometheusClient`, the HTTP
   API's instant and range queries;
-* :mod:`.analysis`: :func:`metrics_source` and ``metrics_for(environment, version, window)``,
+* :mod:`.analysis`: :func:`prometheus_for` and ``metrics_for(environment, version, window)``,
   a version's requests, errors and p99 for a canary, from the dashboard's own PromQL;
 * :mod:`.live`: the dashboard's queries evaluated on the local Prometheus (notebook 04).
 """
 
 from mlops_kit.verify.monitoring.analysis import (
-    MetricsSource,
     PrometheusMetrics,
-    ScrapeMetrics,
     VersionMetrics,
-    metrics_source,
+    prometheus_for,
 )
 from mlops_kit.verify.monitoring.dashboard import dashboard, write_dashboard
 from mlops_kit.verify.monitoring.live import LiveDashboard, live_dashboard
@@ -52,11 +50,9 @@ __all__ = [
     "Flavour",
     "Metric",
     "MetricsSnapshot",
-    "MetricsSource",
     "PrometheusClient",
     "PrometheusMetrics",
     "Query",
-    "ScrapeMetrics",
     "ServerFigures",
     "VersionMetrics",
     "dashboard",
@@ -65,7 +61,7 @@ __all__ = [
     "live_dashboard",
     "instantiate",
     "metric_names",
-    "metrics_source",
+    "prometheus_for",
     "queries",
     "query_table",
     "scrape",

@@ -1,17 +1,13 @@
 """Per-version figures for a canary's analysis, from the same PromQL the dashboard shows.
 
-:meth:`MetricsSource.metrics_for` answers "how did version V of the model do in environment E
-over the last W seconds": requests, server errors, error rate, p99 latency. Three sources:
-
-* :class:`PrometheusMetrics` evaluates the dashboard's per-version panels
-  (:data:`~.queries.REQUESTS_BY_VERSION`, :data:`~.queries.ERRORS_BY_VERSION`,
-  :data:`~.queries.P99_BY_VERSION`) with the dashboard's variables filled in — against the local
-  Prometheus (metric set ``mlops-kit``) or a cluster's (``seldon-v1``, its predictors labelled
-  with their version);
-* :class:`ScrapeMetrics`, the fallback where no Prometheus runs: it reads the endpoint's
-  ``/metrics`` itself at each call and differences the scrapes ``window`` seconds apart, the
-  way ``increase()`` does, with the same histogram interpolation;
-* :func:`metrics_source` picks one for an environment and says why.
+:meth:`PrometheusMetrics.metrics_for` answers "how did version V of the model do in
+environment E over the last W seconds": requests, server errors, error rate, p99 latency. It
+evaluates the dashboard's per-version panels (:data:`~.queries.REQUESTS_BY_VERSION`,
+:data:`~.queries.ERRORS_BY_VERSION`, :data:`~.queries.P99_BY_VERSION`) with the dashboard's
+variables filled in — against the local Prometheus (metric set ``mlops-kit``) or a cluster's
+(``seldon-v1``, its predictors labelled with their version). :func:`prometheus_for` finds the
+Prometheus of an environment, or says why there is none. Where none runs, a rollout reads the
+endpoint's own ``/metrics`` instead (:class:`mlops_kit.promote.analysis.ScrapeSource`).
 """
 
 from __future__ import annotations
@@ -19,11 +15,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from mlops_kit.errors import ConfigError, MetricsUnavailable, PrometheusMissing
+from mlops_kit.errors import ConfigError, PrometheusMissing
 from mlops_kit.verify.monitoring.metrics import Flavour
 from mlops_kit.verify.monitoring.queries import (
     ERRORS_BY_VERSION,
@@ -31,12 +26,6 @@ from mlops_kit.verify.monitoring.queries import (
     REQUESTS_BY_VERSION,
     by_title,
     instantiate,
-)
-from mlops_kit.verify.monitoring.scrape import (
-    MetricsSnapshot,
-    bucket_delta,
-    histogram_quantile,
-    scrape,
 )
 
 if TYPE_CHECKING:
@@ -76,14 +65,6 @@ class VersionMetrics:
             "p99_ms": None if self.p99_ms is None else round(self.p99_ms, 2),
             "source": self.source,
         }
-
-
-class MetricsSource(Protocol):
-    """Anything that can tell how a version did over a window."""
-
-    def metrics_for(self, environment: str, version: str, window: float) -> VersionMetrics:
-        """The figures of ``version`` in ``environment`` over the last ``window`` seconds."""
-        ...
 
 
 def literal(value: str) -> str:
@@ -148,64 +129,14 @@ class PrometheusMetrics:
         )
 
 
-class ScrapeMetrics:
-    """:class:`MetricsSource` reading an endpoint's ``/metrics`` directly (no Prometheus).
-
-    ``metrics_url_of(environment)`` gives the endpoint's metrics URL. Each call scrapes it and
-    differences the newest scrape with the latest one at least ``window`` seconds older (or
-    the oldest kept): call it at a step's start and again at its end.
-    """
-
-    def __init__(self, metrics_url_of: Callable[[str], str], *, keep: int = 256) -> None:
-        self.metrics_url_of = metrics_url_of
-        self._history: dict[str, deque[MetricsSnapshot]] = {}
-        self._keep = keep
-
-    def metrics_for(self, environment: str, version: str, window: float) -> VersionMetrics:
-        """The difference of two scrapes of the environment's endpoint, for one version."""
-        url = self.metrics_url_of(environment)
-        history = self._history.setdefault(url, deque(maxlen=self._keep))
-        after = scrape(url)
-        history.append(after)
-        before = next(
-            (s for s in reversed(history) if s.taken_at <= after.taken_at - window), history[0]
-        )
-        return version_figures(before, after, version, window)
-
-
-def version_figures(
-    before: MetricsSnapshot, after: MetricsSnapshot, version: str, window: float
-) -> VersionMetrics:
-    """One version's requests, errors and p99 between two scrapes (the runtime's series)."""
-
-    def delta(name: str, **match: str) -> float:
-        return after.total(name, version=version, **match) - before.total(
-            name, version=version, **match
-        )
-
-    requests = round(delta("mlops_kit_inferences_total", outcome="~ok|error"))
-    errors = round(delta("mlops_kit_inferences_total", outcome="error"))
-    buckets = bucket_delta(before, after, "mlops_kit_inference_seconds_bucket", version=version)
-    p99 = histogram_quantile(0.99, buckets)
-    return VersionMetrics(
-        version=version,
-        window_s=window,
-        requests=requests,
-        errors=errors,
-        error_rate=errors / requests if requests else None,
-        p99_ms=None if p99 is None else p99 * 1000.0,
-        source=after.url,
-    )
-
-
-def metrics_source(project: Project, environment: str) -> MetricsSource:
-    """Where the canary analysis of ``environment`` reads its figures from.
+def prometheus_for(project: Project, environment: str) -> PrometheusMetrics | None:
+    """The Prometheus holding ``environment``'s per-version figures; None for a local
+    environment where none runs (logging how to get Prometheus when it is not installed).
 
     ``monitor.prometheus_url`` when set (a cluster's Prometheus; Seldon v1 metrics on a
-    Kubernetes environment), else, for a local environment, the running local Prometheus, else
-    the endpoint's ``/metrics`` read directly — logging how to get Prometheus when it is not
-    installed. ConfigError for another target without ``monitor.prometheus_url``, and for
-    Seldon Core v2 (no per-version latency series).
+    Kubernetes environment), else, for a local environment, the running local Prometheus.
+    ConfigError for another target without ``monitor.prometheus_url``, and for Seldon Core v2
+    (no per-version latency series).
     """
     from mlops_kit.verify.monitoring import prometheus
     from mlops_kit.verify.monitoring.promql import PrometheusClient
@@ -244,19 +175,7 @@ def metrics_source(project: Project, environment: str) -> MetricsSource:
         logger.warning("%s", PrometheusMissing(settings.monitor.binary))
     else:
         logger.info("no local Prometheus runs (`mlops-kit monitor` starts it): scraping directly")
-    return ScrapeMetrics(lambda name: _metrics_url(project, name))
-
-
-def _metrics_url(project: Project, environment: str) -> str:
-    from mlops_kit import targets
-
-    with targets.for_environment(project.settings, environment) as target:
-        status = target.status(project.model_name)
-    if status is None or not status.metrics_url:
-        raise MetricsUnavailable(
-            f"{environment}/{project.model_name}", "the deployment exposes no metrics URL"
-        )
-    return status.metrics_url
+    return None
 
 
 def wait_for_scrape(client: PrometheusClient, expr: str, *, timeout: float = 30.0) -> None:
