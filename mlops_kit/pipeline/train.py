@@ -3,7 +3,8 @@
 :func:`steps` assembles ingest → validate → preprocess → train → evaluate → register with the
 retries and parameters of ``pipeline:``, replacing or adding the steps the project file names
 by entrypoint (``pipeline.steps.<name>.entrypoint: "package.module:function"``); :func:`run`
-runs them, showing a line per step as it ends, and returns the run with its record.
+runs them, reporting each step as it ends (:class:`StepProgress`), and returns the run with its
+record.
 
 A project whose first environment is on SageMaker trains in a SageMaker training job: there
 ``train`` is the job (which registers its model, then snapshotted), and ``evaluate`` and
@@ -139,10 +140,40 @@ def _with(
     return replace(step, retryable=retryable, **retries)
 
 
-def show(record: StepRecord) -> None:
-    """Progress: one line per step as it ends (on stderr, so a notebook shows it as it runs)."""
-    sys.stderr.write(record.line() + "\n")
-    sys.stderr.flush()
+class StepProgress:
+    """A run's progress, reported as each step ends: a line per step on stderr in a terminal;
+    in a notebook one bar on stdout that fills, whose last state is what its report keeps."""
+
+    def __init__(self, total: int) -> None:
+        self._bar: Any = None
+        if _in_kernel():
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                desc="pipeline",
+                file=sys.stdout,
+                bar_format="{desc}: {n}/{total} steps |{bar}| {postfix}",
+            )
+
+    def __call__(self, record: StepRecord) -> None:
+        if self._bar is None:
+            sys.stderr.write(record.line() + "\n")
+            sys.stderr.flush()
+            return
+        self._bar.set_postfix_str(" ".join(record.line().split()), refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (a notebook, papermill), not a terminal."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def run(
@@ -164,10 +195,15 @@ def run(
             raise ConfigError(f"no pipeline step named {until!r}; steps: {', '.join(names)}")
         ordered = ordered[: names.index(until) + 1]
     cache = project.settings.pipeline.cache if use_cache is None else use_cache
-    return engine.run(
-        ordered,
-        ContentStore.for_project(project),
-        extra={"project": project, "training": training},
-        use_cache=cache,
-        progress=show if progress else None,
-    )
+    shown = StepProgress(len(ordered)) if progress else None
+    try:
+        return engine.run(
+            ordered,
+            ContentStore.for_project(project),
+            extra={"project": project, "training": training},
+            use_cache=cache,
+            progress=shown,
+        )
+    finally:
+        if shown is not None:
+            shown.close()

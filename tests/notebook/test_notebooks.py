@@ -65,6 +65,8 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
     # The pipeline's record is in the report: a table of steps with their cache hits.
     report = runs[1].html.read_text()
     assert "Pipeline run" in report and "cache hit" in report
+    # Its progress is one bar that filled, not a block of log lines.
+    assert "pipeline: 6/6 steps" in report and "output_stderr" not in report
     # Another tree count: the data steps are cached, training runs and registers v2.
     again = {**params, "n_estimators": 40}
     reruns = runner.run_notebooks(names[1:], again, output_dir=tmp_path / "build2",
