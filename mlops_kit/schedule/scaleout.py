@@ -5,7 +5,7 @@ image (``schedule.image``), one run at a time (``concurrencyPolicy: Forbid``), t
 retries as the Job's ``backoffLimit``; the workflow on a CI runner with ``on: schedule:`` and
 the same retries with exponential backoff. Both take five-field cron only: a seconds field
 stays on the embedded scheduler. The CronJob is committed to the GitOps repository under
-``schedules/``, where an Argo CD Application (or ``kubectl apply``) picks it up; Kubernetes
+``schedules/``, beside the Argo CD Application that syncs it (or ``kubectl apply`` it); Kubernetes
 keeps no state between Jobs, so ``on_new_data`` compares with the data of the version staging
 serves (``retrain --on-new-data``).
 """
@@ -115,18 +115,25 @@ def render_cronjob(project: Project, schedule: Schedule) -> dict[str, Any]:
 def commit_cronjob(
     project: Project, schedule: Schedule, *, actor: str | None = None, commit: bool = True
 ) -> tuple[str, str | None]:
-    """The CronJob's YAML and, with ``commit``, the GitOps commit adding it (None: unchanged)."""
+    """The CronJob's YAML and, with ``commit``, the GitOps commit adding it (None: unchanged),
+    with the Argo CD Application that keeps ``schedules/`` in the cluster
+    (``argocd/schedules.yaml``; apply it once, as notebook 01 applies the environments')."""
+    from mlops_kit.gitops.argocd import application_path, render_schedules_application
     from mlops_kit.gitops.deploy import current_actor
     from mlops_kit.gitops.repository import GitOpsRepo
 
     text = manifests.dump(render_cronjob(project, schedule))
     if not commit:
         return text, None
+    options = project.settings.kubernetes
+    app = render_schedules_application(
+        project.settings, SCHEDULES_DIR, argocd_namespace=options.argocd_namespace
+    )
     repo = GitOpsRepo.from_settings(project.settings)
     repo.ensure()
     sha = repo.commit_files(
         repo.branch,
-        {cronjob_path(schedule): text},
+        {cronjob_path(schedule): text, application_path("schedules"): manifests.dump(app)},
         actor=actor or current_actor(),
         message=f"Schedule retrain {schedule.name}: {schedule.cron}",
         trailers={"Schedule": schedule.name},

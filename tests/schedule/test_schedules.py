@@ -211,6 +211,14 @@ def test_cronjob_is_valid_against_the_kubernetes_schema_and_committed(config, st
 
     repo = GitOpsRepo.from_settings(project.settings)
     assert sha and repo.read_file(repo.branch, "schedules/nightly.yaml") == text
+    # Beside it, the Argo CD Application that syncs schedules/ into staging's namespace.
+    from tests.support.argocd import validate_application
+
+    app = yaml.safe_load(repo.read_file(repo.branch, "argocd/schedules.yaml"))
+    validate_application(app)
+    assert app["spec"]["source"]["path"] == "schedules"
+    assert app["spec"]["destination"]["namespace"] == doc["metadata"]["namespace"]
+    assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     import kubernetes_validate
 
     kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
