@@ -3,8 +3,9 @@
 The figures come from a :class:`MetricsSource`. :class:`ScrapeSource` reads the endpoint's own
 ``/metrics`` at the start and at the end of the window (the routing model's per-version
 series, :mod:`mlops_kit.serving.routing_metrics`); a Prometheus-backed source answers the same
-questions with PromQL over the same series. Either way the verdict is the same function:
-:func:`judge`.
+questions with PromQL over the same series; on SageMaker,
+:class:`~mlops_kit.promote.cloudwatch.CloudWatchSource` reads CloudWatch's per-variant
+metrics. Either way the verdict is the same function: :func:`judge`.
 """
 
 from __future__ import annotations
@@ -198,6 +199,10 @@ def metrics_source(project: Project, environment: str) -> MetricsSource:
     ``monitor.prometheus_url``), else the endpoints' own ``/metrics``."""
     from mlops_kit.verify.monitoring import analysis as monitoring
 
+    if project.settings.environment(environment).target == "sagemaker":
+        from mlops_kit.promote.cloudwatch import CloudWatchSource
+
+        return CloudWatchSource(project)
     scrape = ScrapeSource(project)
     if project.settings.environment(environment).target != "local":
         return scrape

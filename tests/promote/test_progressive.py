@@ -8,7 +8,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,12 +23,12 @@ from mlops_kit.targets import for_environment
 from mlops_kit.targets.local import stop_all
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
 from tests.support import write_project
+from tests.support.faulty import register_faulty
 from tests.support.load import Load
 from tests.support.signers import demo_signers, key
 
 pytestmark = pytest.mark.slow
 
-FAULTY = Path(__file__).parents[1] / "support" / "faulty_model.py"
 POLICY = {"approvers": ["bob", "carol"], "four_eyes": True, "min_approvals": 1}
 # A generous drift limit: a 10% step sees a few dozen answers, whose mean moves by chance.
 ANALYSIS = {"min_requests": 5, "max_error_rate": 0.05, "max_p99_ms": 350, "failure_limit": 1,
@@ -51,25 +50,6 @@ def environments() -> list[dict]:
         {"name": "production", "kind": "production", "promotes_from": "staging",
          "approval": POLICY, "rollout": canary},
     ]  # fmt: skip
-
-
-def register_faulty(project: Project, data, fault: str) -> str:
-    """Register the test-hook model (``tests/support/faulty_model.py``) as the next version."""
-    import mlflow
-    from mlflow.models import infer_signature
-
-    example = data.X_test.head(3)
-    project.client  # noqa: B018 - points the fluent API at the project's registry
-    with mlflow.start_run(run_name=f"faulty-{fault}"):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(FAULTY),
-            model_config={"fault": fault, "delay": 0.4, "spare": example.iloc[:, 0].tolist()},
-            signature=infer_signature(data.X_test, data.y_test.to_numpy()),
-            input_example=example,
-            registered_model_name=project.model_name,
-        )
-    return str(info.registered_model_version)
 
 
 @pytest.fixture(scope="module")
