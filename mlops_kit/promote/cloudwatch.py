@@ -10,23 +10,26 @@ asks ``GetMetricData`` about the step's window, one query per figure:
 - errors: the Sum of ``Invocation5XXErrors`` (the model failed; a client's 4xx is no error
   of the candidate's, as for the other sources);
 - p99: the ``p99`` statistic of ``ModelLatency`` (microseconds: the time the container
-  took), the percentile CloudWatch computes over the raw values.
+  took), the percentile CloudWatch computes over the raw values. (moto 5.2 computes no
+  percentile: it ignores ``ExtendedStatistics`` and fails on a ``p99`` query; the tests'
+  server adds the statistic to its ``GetMetricData``.)
 
 CloudWatch has neither the answers nor a shadow's comparisons: the mean prediction is None
 (no drift check) and agreement is not counted. The period is the window rounded up to whole
 minutes (SageMaker publishes one-minute data), so one datapoint usually covers the window;
-several are summed, and the highest p99 of them is taken. On AWS the data of a minute arrives
-a minute or two late and the window's edges are rounded to the minute: give each step a
-``bake_seconds`` of several minutes there. The tests' CloudWatch (moto's, in-process, see
-``tests/support/sagemaker_runtime.py``) has each invocation at once and the window's edges at
-whole seconds.
+several are summed, and the highest p99 of them is taken. The window's end is asked rounded
+up to a whole second (CloudWatch drops fractions of seconds; nothing is published after now).
+On AWS the data of a minute arrives a minute or two late and the window's start is rounded
+down to the minute: give each step a ``bake_seconds`` of several minutes there. The tests'
+CloudWatch (moto's, in-process, see ``tests/support/sagemaker_runtime.py``) has each
+invocation at once and rounds the start down to the second.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +117,7 @@ class CloudWatchSource:
         arguments: dict[str, Any] = {
             "MetricDataQueries": queries,
             "StartTime": start,
-            "EndTime": end,
+            "EndTime": _second_after(end),
             "ScanBy": "TimestampAscending",
         }
         client = self.client  # a missing boto3 is its own error, not CloudWatch's
@@ -128,6 +131,17 @@ class CloudWatchSource:
                 arguments["NextToken"] = answer["NextToken"]
         except Exception as exc:
             raise CloudWatchUnavailable(endpoint, variant, error_message(exc)) from exc
+
+
+def _second_after(moment: datetime) -> datetime:
+    """``moment`` rounded up to a whole second.
+
+    CloudWatch takes times to the second, dropping the fraction: the end of a window rounded
+    down would lose its last fraction of a second (and a window within one second would be
+    refused as empty). Rounded up, it adds nothing: nothing is published after now.
+    """
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
 
 
 __all__ = ["CloudWatchSource"]
