@@ -54,7 +54,8 @@ class VersionFigures:
     disagree: int = 0
     """Shadow only: mirrored answers that differed (a failed shadow counts as an error)."""
     source: str = "endpoint"
-    """Where the figures come from: ``endpoint`` (its ``/metrics``) or a Prometheus URL."""
+    """Where the figures come from: ``endpoint`` (its ``/metrics``), a Prometheus URL or
+    ``cloudwatch`` (SageMaker's per-variant metrics)."""
 
     @property
     def error_rate(self) -> float:
