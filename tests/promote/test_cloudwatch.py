@@ -135,3 +135,15 @@ def test_cloudwatch_out_of_reach_is_one_clear_error(project, monkeypatch):
     failed = pytest.raises(CloudWatchUnavailable, match="variant v2 of endpoint " + ENDPOINT)
     with failed:
         source.metrics_for("staging", MODEL, "2", "candidate")
+
+
+def test_without_boto3_the_error_names_the_extra(project, monkeypatch):
+    import sys
+
+    from mlops_kit.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    source = CloudWatchSource(project)
+    source.begin("staging", MODEL)
+    with pytest.raises(MissingDependencyError, match=r"mlops-kit\[sagemaker\]"):
+        source.metrics_for("staging", MODEL, "2", "candidate")
