@@ -130,6 +130,9 @@ from mlops_kit.errors.runtime import (
     WaitTimeout as WaitTimeout,
 )
 from mlops_kit.errors.verify import (
+    CloudWatchUnavailable as CloudWatchUnavailable,
+)
+from mlops_kit.errors.verify import (
     EndpointUnavailable as EndpointUnavailable,
 )
 from mlops_kit.errors.verify import (

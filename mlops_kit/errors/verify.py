@@ -119,3 +119,15 @@ class SloFailed(ToolkitError):
         self.reasons = reasons
         self.environment = environment
         self.verdict = verdict
+
+
+class CloudWatchUnavailable(MetricsUnavailable):
+    """CloudWatch could not answer a rollout's question about a SageMaker variant."""
+
+    def __init__(self, endpoint: str, variant: str, reason: str) -> None:
+        message = f"CloudWatch could not answer for variant {variant} of endpoint {endpoint}"
+        ToolkitError.__init__(self, f"{message}: {reason}")
+        self.url = f"cloudwatch:AWS/SageMaker/{endpoint}/{variant}"
+        self.reason = reason
+        self.endpoint = endpoint
+        self.variant = variant

@@ -8,7 +8,9 @@ The figures come from a :class:`MetricsSource` (:func:`metrics_source` picks it)
 - :class:`StoredSource` takes requests, errors and p99 from the local Prometheus, with the
   dashboard's own PromQL, where one runs;
 - :class:`ClusterSource` asks a cluster's Prometheus (``monitor.prometheus_url``) the same
-  questions over the cluster's serving metrics.
+  questions over the cluster's serving metrics;
+- :class:`~mlops_kit.promote.cloudwatch.CloudWatchSource` reads what SageMaker publishes to
+  CloudWatch per variant.
 
 Whichever answers, the verdict is the same function: :func:`judge`.
 """
@@ -61,7 +63,8 @@ class VersionFigures:
     disagree: int = 0
     """Shadow only: mirrored answers that differed (a failed shadow counts as an error)."""
     source: str = "endpoint"
-    """Where the figures come from: ``endpoint`` (its ``/metrics``) or a Prometheus URL."""
+    """Where the figures come from: ``endpoint`` (its ``/metrics``), a Prometheus URL or
+    ``cloudwatch`` (SageMaker's per-variant metrics)."""
 
     @property
     def error_rate(self) -> float:
@@ -233,11 +236,16 @@ def metrics_source(project: Project, environment: str) -> MetricsSource:
     """Where a rollout in ``environment`` is judged from.
 
     On the local target: Prometheus where one runs (``mlops-kit monitor`` or
-    ``monitor.prometheus_url``), else the endpoints' own ``/metrics``. On a cluster: its
-    Prometheus (``monitor.prometheus_url``; ConfigError without one).
+    ``monitor.prometheus_url``), else the endpoints' own ``/metrics``. On SageMaker:
+    CloudWatch's per-variant metrics. On Kubernetes: the cluster's Prometheus
+    (``monitor.prometheus_url``; ConfigError without one).
     """
     from mlops_kit.verify.monitoring.analysis import prometheus_for
 
+    if project.settings.environment(environment).target == "sagemaker":
+        from mlops_kit.promote.cloudwatch import CloudWatchSource
+
+        return CloudWatchSource(project)
     stored = prometheus_for(project, environment)
     if project.settings.environment(environment).target != "local":
         assert stored is not None  # a cluster's Prometheus, or ConfigError

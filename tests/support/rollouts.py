@@ -14,9 +14,10 @@ if TYPE_CHECKING:
 FAULTY = Path(__file__).parent / "faulty_model.py"
 
 
-def register_faulty(project: Project, data, fault: str) -> str:
+def register_faulty(project: Project, data, fault: str, delay: float = 0.4) -> str:
     """Register the test-hook model (``faulty_model.py``) as the next version: it answers its
-    own input example and, on live traffic, raises (``error``) or sleeps (``slow``)."""
+    own input example (so it passes the smoke test every version must pass on its way to
+    production) and, on live traffic, raises (``error``) or sleeps ``delay`` (``slow``)."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -26,7 +27,7 @@ def register_faulty(project: Project, data, fault: str) -> str:
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(FAULTY),
-            model_config={"fault": fault, "delay": 0.4, "spare": example.iloc[:, 0].tolist()},
+            model_config={"fault": fault, "delay": delay, "spare": example.iloc[:, 0].tolist()},
             signature=infer_signature(data.X_test, data.y_test.to_numpy()),
             input_example=example,
             registered_model_name=project.model_name,

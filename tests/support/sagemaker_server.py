@@ -26,13 +26,16 @@ serve them:
 - Shadow variants: ``CreateEndpointConfig`` keeps its ``ShadowProductionVariants`` (their
   Models must exist, as for production variants), ``DescribeEndpointConfig`` returns them and
   ``DescribeEndpoint`` shows those of the endpoint's current config with their weights.
-- ``InvokeEndpoint`` answered by the endpoint's real model: the archive its Model's
-  ``ModelDataUrl`` names is downloaded from moto's S3, unpacked and loaded; the body goes to
-  the BYO container's ``/invocations`` app, in-process. The answer names the endpoint's
-  current variant, as SageMaker's ``x-Amzn-Invoked-Production-Variant`` does.
+- ``InvokeEndpoint`` as SageMaker answers it (:mod:`tests.support.sagemaker_runtime`): a
+  production variant drawn by its weight (or the caller's ``TargetVariant``) answers with its
+  own model, the BYO container's ``/invocations`` app in-process, and is named in
+  ``x-Amzn-Invoked-Production-Variant``; each invocation puts SageMaker's per-variant metrics
+  (``AWS/SageMaker``: Invocations, Invocation4XX/5XXErrors, ModelLatency) into moto's own
+  CloudWatch, whose ``GetMetricData`` learns percentile statistics (``p99``).
 
 What stays emulated: no instances, no containers, no IAM; CloudWatch alarms are a set the
-test fills, and an update's traffic shift is a switch after a fixed delay.
+test fills (metrics do not drive them), and an update's traffic shift is a switch after a
+fixed delay.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support import sagemaker_runtime
 
 UPDATE_SECONDS = 0.3
 """How long an endpoint stays ``Updating`` after UpdateEndpoint."""
@@ -74,7 +79,6 @@ class _Run:
 
 _runs: dict[str, _Run] = {}
 _pending: dict[tuple[str, str, str], tuple[str, float, list[str]]] = {}
-_predictors: dict[str, Any] = {}
 
 
 def install(server_url: str) -> None:
@@ -85,7 +89,6 @@ def install(server_url: str) -> None:
             return
         from moto.sagemaker.models import SageMakerModelBackend
         from moto.sagemaker.responses import SageMakerResponse
-        from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
         backend: Any = SageMakerModelBackend
         backend.update_endpoint = _update_endpoint
@@ -136,8 +139,7 @@ def install(server_url: str) -> None:
 
         response.create_endpoint_config = create_endpoint_config
         response.stop_training_job = _respond_stop_training_job
-        runtime: Any = SageMakerRuntimeResponse
-        runtime.invoke_endpoint = _respond_invoke_endpoint
+        sagemaker_runtime.install()
         _installed["done"] = "yes"
 
 
@@ -152,7 +154,7 @@ def reset() -> None:
             run.thread.join(timeout=30)
     _runs.clear()
     _pending.clear()
-    _predictors.clear()
+    sagemaker_runtime.reset()
     UPDATES.clear()
     ALARMS.clear()
 
@@ -390,68 +392,3 @@ def _train(root: Path, job_name: str, run: _Run) -> str | None:
         return None
     failure = root / "output" / "failure"
     return failure.read_text().strip() if failure.is_file() else f"train exited {code}"
-
-
-def _respond_invoke_endpoint(self: Any) -> Any:
-    from moto.sagemaker.models import sagemaker_backends
-
-    name = self._get_params().get("EndpointName") or self.path.split("/")[2]
-    backend = sagemaker_backends[self.current_account][self.region]
-    _settle(backend, name)
-    endpoint = backend.endpoints.get(name)
-    if endpoint is None or endpoint.endpoint_status not in ("InService", "Updating"):
-        message = f"Endpoint {name} of account {self.current_account} not found."
-        if endpoint is not None:
-            message = f"Endpoint {name} is {endpoint.endpoint_status}."
-        return 400, {"x-amzn-ErrorType": "ValidationError"}, json.dumps({"message": message})
-    config = backend.endpoint_configs[endpoint.endpoint_config_name]
-    model = backend._models[config.production_variants[0]["ModelName"]]
-    url = model.primary_container["ModelDataUrl"]
-    try:
-        status, content_type, body = _predictor(url)(
-            self.body, self.headers.get("Content-Type"), self.headers.get("Accept")
-        )
-    except Exception as exc:
-        status, content_type, body = 500, "application/json", json.dumps({"error": str(exc)})
-    headers = {"x-Amzn-Invoked-Production-Variant": endpoint.production_variants[0]["VariantName"]}
-    if status >= 400:
-        # SageMaker wraps what the container answered in a ModelError (424).
-        text = body.decode() if isinstance(body, bytes) else body
-        error = {"message": f"Received client error ({status}) from primary: {text}",
-                 "OriginalStatusCode": status, "OriginalMessage": text}  # fmt: skip
-        return 424, {**headers, "x-amzn-ErrorType": "ModelError"}, json.dumps(error)
-    return 200, {**headers, "Content-Type": content_type}, body
-
-
-def _predictor(model_data_url: str) -> Any:
-    """A ``(body, content_type, accept) -> (status, content_type, body)`` for an archive."""
-    with _lock:
-        if model_data_url in _predictors:
-            return _predictors[model_data_url]
-        folder = Path(tempfile.mkdtemp(prefix="sagemaker-model-"))
-        bucket, key = _split(model_data_url)
-        _s3().download_file(bucket, key, str(folder / "model.tar.gz"))
-        from mlops_kit.targets.sagemaker.container import unpack_model
-
-        model_dir = unpack_model(folder / "model.tar.gz", folder / "model")
-        predictor = _byo_predictor(model_dir)
-        _predictors[model_data_url] = predictor
-        return predictor
-
-
-def _byo_predictor(model_dir: Path) -> Any:
-    """The BYO container's ``/invocations`` app, in-process."""
-    from starlette.testclient import TestClient
-
-    from mlops_kit.targets.sagemaker.byo import serve
-
-    client = TestClient(serve.create_app(serve.Predictor.load(model_dir)))
-
-    def predict(body: bytes, content_type: str | None, accept: str | None) -> tuple:
-        headers = {"Content-Type": content_type or "application/json"}
-        if accept:
-            headers["Accept"] = accept
-        answer = client.post("/invocations", content=body, headers=headers)
-        return answer.status_code, answer.headers.get("content-type"), answer.content
-
-    return predict

@@ -18,7 +18,8 @@ DEFAULT_REGION = "us-east-1"
 
 
 def client(config: SageMakerSettings, service: str) -> Any:
-    """A boto3 client for ``service`` (``sagemaker``, ``sagemaker-runtime``, ``s3``)."""
+    """A boto3 client for ``service`` (``sagemaker``, ``sagemaker-runtime``, ``s3``,
+    ``cloudwatch``)."""
     try:
         import boto3
     except ImportError:
