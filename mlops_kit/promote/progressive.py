@@ -26,6 +26,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlops_kit import targets
 from mlops_kit.deployment import Candidate
 from mlops_kit.errors import ApprovalRefused, PromotionFailed, ToolkitError
 from mlops_kit.gitops.deploy import spec_for
@@ -91,6 +92,15 @@ def start(
         analysis.metrics_source(project, request.to_env)
     except ToolkitError as exc:
         _refuse(promotions, request, actor, f"nothing to judge a {settings.strategy} by: {exc}")
+    with targets.for_environment(project.settings, request.to_env) as target:
+        problems = [
+            problem
+            for phase in phases(settings)
+            for problem in target.problems(_routed(stable, phase, settings, spec))
+        ]
+    if problems:
+        reason = f"the {settings.strategy} cannot run on the {target.name} target: "
+        _refuse(promotions, request, actor, reason + "; ".join(dict.fromkeys(problems)))
     previous = promotions.registry.by_alias(request.to_env)
     state = {
         "strategy": settings.strategy,
@@ -224,20 +234,15 @@ def _run_phase(
     return verdict
 
 
-def _commit(
-    promotions: Promotions,
-    request: PromotionRequest,
-    actor: str,
+def _routed(
+    stable: DeploymentSpec,
     phase: dict[str, Any],
     settings: RolloutSettings,
     candidate: DeploymentSpec,
-) -> str | None:
-    """Write the live spec with the candidate at this phase's weight; the commit, if any."""
-    repo = promotions.repo
-    stable = repo.get(request.to_env, request.model_name)
-    assert stable is not None
+) -> DeploymentSpec:
+    """The live ``stable`` spec with ``candidate`` beside it as this phase routes it."""
     mirror = bool(phase.get("mirror"))
-    routed = stable.model_copy(
+    return stable.model_copy(
         update={
             "candidate": Candidate(
                 version=candidate.version,
@@ -250,8 +255,22 @@ def _commit(
             )
         }
     )
+
+
+def _commit(
+    promotions: Promotions,
+    request: PromotionRequest,
+    actor: str,
+    phase: dict[str, Any],
+    settings: RolloutSettings,
+    candidate: DeploymentSpec,
+) -> str | None:
+    """Write the live spec with the candidate at this phase's weight; the commit, if any."""
+    repo = promotions.repo
+    stable = repo.get(request.to_env, request.model_name)
+    assert stable is not None
     return repo.write(
-        routed,
+        _routed(stable, phase, settings, candidate),
         actor=actor,
         message=f"Rollout {request.model_name} v{request.candidate} in {request.to_env}: "
         f"{phase['name']} ({request.id})",

@@ -92,6 +92,9 @@ class Capabilities:
     preview: bool = False
     """Whether :meth:`DeploymentTarget.preview` can serve a candidate beside the live version
     on an endpoint no client uses, so it is verified before it takes any traffic."""
+    sticky_routing: bool = False
+    """Whether a candidate's ``sticky_header`` is honoured (a caller pinned to one version);
+    elsewhere a canary's split is drawn at random per request."""
 
 
 @dataclass
@@ -267,6 +270,11 @@ class DeploymentTarget(Closing):
             found.append(
                 f"replicas={spec.replicas}: the {self.name} target runs at least "
                 f"{caps.min_replicas} per deployment"
+            )
+        if spec.candidate is not None and spec.candidate.sticky_header and not caps.sticky_routing:
+            found.append(
+                f"sticky_header={spec.candidate.sticky_header!r}: the {self.name} target splits "
+                "a canary at random per request and cannot pin a caller to one version"
             )
         if spec.traffic < 100 and not caps.traffic_split:
             found.append(

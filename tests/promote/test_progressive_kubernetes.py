@@ -165,13 +165,22 @@ def test_a_failing_candidate_is_rolled_back_on_the_cluster(cluster):
     assert served(project) == ("2", None, "2")
 
 
-def test_a_cluster_canary_without_a_prometheus_is_refused_before_traffic(cluster):
+def test_what_the_cluster_cannot_do_is_refused_before_traffic(cluster):
     project, _, emulator, _, _ = cluster
-    blind = Project(project.settings.model_copy(
-        update={"monitor": project.settings.monitor.model_copy(update={"prometheus_url": None})}
+    settings = project.settings
+    blind = Project(settings.model_copy(
+        update={"monitor": settings.monitor.model_copy(update={"prometheus_url": None})}
     ))  # fmt: skip
     with pytest.raises(PromotionFailed, match="set monitor.prometheus_url"):
         promote(blind, "1")
+    # Seldon splits at random per request: a sticky header would be silently ignored.
+    sticky = [
+        env.model_copy(update={"rollout": env.rollout.model_copy(
+            update={"sticky_header": "x-user"})}) if env.name == "production" else env
+        for env in settings.environments
+    ]  # fmt: skip
+    with pytest.raises(PromotionFailed, match="cannot pin a caller to one version"):
+        promote(Project(settings.model_copy(update={"environments": sticky})), "1")
     stored = emulator.get(SELDON_DEPLOYMENTS, PRODUCTION, project.model_name)
     assert [(p["name"], p["traffic"]) for p in stored["spec"]["predictors"]] == [("v2", 100)]
     assert served(project) == ("2", None, "2")

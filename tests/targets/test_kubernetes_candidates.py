@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mlops_kit.deployment import Candidate, DeploymentSpec
-from mlops_kit.errors import ConfigError
+from mlops_kit.errors import ConfigError, UnsupportedSpec
 from mlops_kit.gitops import candidates, manifests
 from mlops_kit.settings import KubernetesSettings, Settings, load_settings
 from mlops_kit.targets.kubernetes import KubernetesTarget
@@ -229,7 +229,13 @@ def test_a_shadow_on_seldon_v1_and_v2(tmp_path, emulator):
         assert emulator.get(SELDON_EXPERIMENTS, NS, "wine-classifier") is None
     settings = k8s_settings(tmp_path / "v1", "seldon-v1")
     with KubernetesTarget(settings, settings.environment("staging"), config=config) as target:
-        status = target.apply(CANDIDATES["shadow"])
-        assert status.candidate == CANDIDATES["shadow"].candidate and "v2 shadow" in status.detail
+        # A v1 shadow predictor sees every request: a share of them is refused, not ignored.
+        with pytest.raises(UnsupportedSpec, match="mirror_percent=30: a seldon-v1 shadow"):
+            target.apply(CANDIDATES["shadow"])
+        with pytest.raises(UnsupportedSpec, match="cannot pin a caller to one version"):
+            target.apply(CANDIDATES["sticky"])
+        whole = with_candidate(0, mirror=True, mirror_percent=100)
+        status = target.apply(whole)
+        assert status.candidate == whole.candidate and "v2 shadow" in status.detail
         stored = emulator.get(SELDON_DEPLOYMENTS, NS, "wine-classifier")
         assert stored["spec"]["predictors"][1]["shadow"] is True

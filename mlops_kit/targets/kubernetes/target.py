@@ -76,12 +76,23 @@ class KubernetesTarget(DeploymentTarget):
     # -- the DeploymentTarget contract ---------------------------------------------------
 
     def problems(self, spec: DeploymentSpec) -> builtins.list[str]:
-        """The base checks, and: only Seldon v2 documents can split traffic (a canary)."""
+        """The base checks, and: only Seldon v2 documents can split traffic (a canary) or
+        mirror a share of it."""
         found = super().problems(spec)
         if spec.traffic < 100 and self.manifest_format != "seldon-v2":
             found.append(
                 f"traffic={spec.traffic}: a {self.manifest_format} deployment takes all of its "
                 "environment's traffic; canaries need gitops.manifest: seldon-v2"
+            )
+        shadow = spec.candidate if spec.candidate is not None and spec.candidate.mirror else None
+        if (
+            shadow is not None
+            and shadow.mirror_percent < 100
+            and self.manifest_format != "seldon-v2"
+        ):
+            found.append(
+                f"mirror_percent={shadow.mirror_percent}: a {self.manifest_format} shadow "
+                "predictor receives every request; use 100, or gitops.manifest: seldon-v2"
             )
         return found
 

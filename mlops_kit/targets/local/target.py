@@ -70,6 +70,7 @@ class LocalTarget(DeploymentTarget):
         max_replicas=1,
         traffic_split=False,
         preview=True,
+        sticky_routing=True,
     )
 
     @classmethod

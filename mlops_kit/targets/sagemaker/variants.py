@@ -5,12 +5,14 @@ variants ``v<stable>`` and ``v<candidate>`` whose weights split the live traffic
 shadow, the stable variant alone in production and the candidate in
 ``ShadowProductionVariants``, sampled at ``mirror_percent`` percent of the requests (its
 weight relative to the production variant's 100); SageMaker discards the shadow's answers.
+A canary is split at random per request: a ``sticky_header`` is refused (the target's
+capabilities), not ignored.
 
 A canary's steps move only the weights: the endpoint keeps its EndpointConfig and
 ``UpdateEndpointWeightsAndCapacities`` sets each variant's ``DesiredWeight`` in place, no
 instance restarted. Adding or removing the candidate, or changing a shadow's sampling, is an
 ``UpdateEndpoint`` to another EndpointConfig. The candidate's identity (version, run id, model
-URI, sticky header) is in the pair config's tags, so a status says which candidate it serves
+URI) is in the pair config's tags, so a status says which candidate it serves
 and at what weight, as :attr:`~mlops_kit.targets.base.DeploymentStatus.candidate`.
 """
 
@@ -32,7 +34,6 @@ logger = logging.getLogger(__name__)
 CANDIDATE_TAG = names.TAG + "candidate-version"
 CANDIDATE_RUN_TAG = names.TAG + "candidate-run-id"
 CANDIDATE_URI_TAG = names.TAG + "candidate-model-uri"
-CANDIDATE_STICKY_TAG = names.TAG + "candidate-sticky-header"
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,6 @@ class Pair:
                 CANDIDATE_URI_TAG: self.spec.model_uri}  # fmt: skip
         if self.spec.run_id:
             tags[CANDIDATE_RUN_TAG] = self.spec.run_id
-        if self.spec.sticky_header:
-            tags[CANDIDATE_STICKY_TAG] = self.spec.sticky_header
         return tags
 
     def weights(self) -> dict[str, int]:
@@ -169,7 +168,6 @@ def candidate_of(
         "version": version,
         "model_uri": tags.get(CANDIDATE_URI_TAG, ""),
         "run_id": tags.get(CANDIDATE_RUN_TAG),
-        "sticky_header": tags.get(CANDIDATE_STICKY_TAG),
     }
     if shadows:
         fields.update(mirror=True, mirror_percent=round(shadows[0]["InitialVariantWeight"]))
