@@ -93,27 +93,14 @@ def render_application(
     }
 
 
-def render_schedules_application(
-    settings: Settings,
-    path: str,
-    *,
-    argocd_namespace: str = "argocd",
-    destination_server: str = IN_CLUSTER,
-    project: str = "default",
-) -> dict[str, Any]:
+def render_schedules_application(settings: Settings, path: str, **options: Any) -> dict[str, Any]:
     """The ``Application`` keeping the retraining CronJobs under ``path`` in the cluster.
 
     They run in the staging environment's namespace; automated sync with prune, so removing a
-    schedule's file from the repository removes its CronJob.
+    schedule's file from the repository removes its CronJob. ``options`` as for
+    :func:`render_application`.
     """
-    staging = settings.environment_of_kind("staging")
-    app = render_application(
-        settings,
-        staging,
-        argocd_namespace=argocd_namespace,
-        destination_server=destination_server,
-        project=project,
-    )
+    app = render_application(settings, settings.environment_of_kind("staging"), **options)
     app["metadata"]["name"] = f"{settings.project}-schedules"
     app["spec"]["source"]["path"] = path
     app["spec"]["syncPolicy"]["automated"] = {"prune": True, "selfHeal": True}
