@@ -47,9 +47,9 @@ kfp-env: .venv-kfp/bin/python
 	$(PYTHON) -m venv .venv-kfp
 	.venv-kfp/bin/python -m pip install --quiet 'kfp>=2.9,<3'
 
-## test: run every test
+## test: run every test (the log ends with the 25 slowest)
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 ## test-fast: the unit tests only (no servers, kernels or browser), for the edit loop
 test-fast: $(VENV)/.installed-test
