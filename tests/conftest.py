@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import DEMO_CONFIG, NOTEBOOKS, REPO, write_project  # noqa: F401 - re-exported
+from tests.support import (  # noqa: F401 - re-exported
+    DEMO_CONFIG,
+    NOTEBOOKS,
+    REPO,
+    seeded_registry,
+    write_project,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +38,14 @@ def state_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def project(tmp_path: Path, state_dir: Path):
-    """A project with the built-in defaults, but a project file: what deploying needs."""
+    """A project with the built-in defaults, but a project file: what deploying needs.
+
+    Its registry starts from a copy of an empty one (MLflow's schema made once per session);
+    tests of the registry itself make their own.
+    """
     from mlops_kit.project import Project
 
+    seeded_registry(state_dir)
     return Project.load(write_project(tmp_path), state_dir=state_dir)
 
 

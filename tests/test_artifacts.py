@@ -14,7 +14,7 @@ import pytest
 from mlops_kit import artifacts
 from mlops_kit.errors import ConfigError, MissingDependencyError
 from mlops_kit.settings import load_settings
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 from tests.support.crds import validate
 
 BUCKET = "ml-models"
@@ -112,6 +112,7 @@ def s3_project(tmp_path, aws, monkeypatch):
     # Only the standard AWS variables: MLflow's own endpoint variable stays unset.
     monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
     aws.client("s3").create_bucket(Bucket=BUCKET)
+    seeded_registry(tmp_path / "state")  # the registry's schema is not what these are about
     return Project.load(write_project(tmp_path, artifact_store=STORE), state_dir=tmp_path / "state")
 
 

@@ -16,7 +16,7 @@ from mlops_kit.cli._common import BROKEN_PIPE_EXIT
 from mlops_kit.cli.commands_pipeline import parse_parameter
 from mlops_kit.cli.commands_tools import UI_HOST, ui_command
 from mlops_kit.project import Project
-from tests.support import DEMO_CONFIG, REPO, write_project
+from tests.support import DEMO_CONFIG, REPO, seeded_registry, write_project
 
 CLI = [sys.executable, "-m", "mlops_kit.cli"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -350,6 +350,7 @@ def test_other_data_under_the_same_model_name_ends_with_one_line_naming_the_chan
 
     state = tmp_path / "state"
     write_project(tmp_path, state_dir=state)
+    seeded_registry(state)  # the registry's schema is not what this is about
     env = {**ENV, "MLOPS_KIT_ACTOR": "alice"}
     setup, pipeline = (str(next(NOTEBOOKS.glob(f"{n}_*.ipynb"))) for n in ("01", "02"))
 

@@ -12,7 +12,7 @@ from mlops_kit.gitops.repository import GitOpsRepo
 from mlops_kit.settings import KubernetesSettings, load_settings
 from mlops_kit.targets import setup as environments
 from mlops_kit.targets.kubernetes import Cluster
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 from tests.support.argocd import validate_application
 from tests.support.k8s_emulator import (
     ARGOCD_APPLICATIONS,
@@ -20,7 +20,6 @@ from tests.support.k8s_emulator import (
     SELDON_V1,
     KubeEmulator,
     ensure_namespace,
-    seeded_registry,
 )
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mlops_kit.notebook import runner
-from tests.support import NOTEBOOKS, write_project
+from tests.support import NOTEBOOKS, seeded_registry, write_project
 from tests.support.signers import demo_signers
 
 pytestmark = pytest.mark.slow
@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 def servers(tmp_path):
     from mlops_kit.targets.local import stop_all
 
+    seeded_registry(tmp_path / "state")  # the registry's schema is not what this is about
     yield tmp_path / "state"
     stop_all(tmp_path / "state")
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlops_kit.notebook import runner
-from tests.support import NOTEBOOKS, write_project
+from tests.support import NOTEBOOKS, seeded_registry, write_project
 from tests.support.argocd import validate_application
 from tests.support.crds import validate
 from tests.support.k8s_emulator import (
@@ -28,7 +28,6 @@ from tests.support.k8s_emulator import (
     PlayOperator,
     ensure_namespace,
     entry_point_path,
-    seeded_registry,
 )
 
 pytestmark = pytest.mark.slow  # papermill kernels, MLServer behind the emulated ingress

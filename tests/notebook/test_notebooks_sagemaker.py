@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mlops_kit.notebook import runner
-from tests.support import NOTEBOOKS, write_project
+from tests.support import NOTEBOOKS, seeded_registry, write_project
 from tests.support.signers import demo_signers
 
 pytestmark = pytest.mark.slow  # papermill kernels
@@ -30,6 +30,7 @@ def test_notebooks_01_to_03_deploy_and_promote_on_sagemaker(tmp_path, monkeypatc
     from mlops_kit.targets.sagemaker.model_packages import find_package
 
     state = tmp_path / "state"
+    seeded_registry(state)  # the registry's schema is not what this is about
     monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
     monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(state))
     monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")

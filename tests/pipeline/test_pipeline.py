@@ -9,7 +9,7 @@ from mlops_kit.errors import StepFailed
 from mlops_kit.pipeline import train as pipeline
 from mlops_kit.project import Project
 from mlops_kit.train.training import training_params
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 
 RIDGE = """
 from sklearn.linear_model import Ridge
@@ -50,6 +50,7 @@ def regression_project(tmp_path, **pipeline_settings):
         gates={"metric": "r2", "min_value": 0.3},
         pipeline=pipeline_settings,
     )
+    seeded_registry(tmp_path / "state")  # the registry's schema is not what these are about
     return Project.load(config, state_dir=tmp_path / "state")
 
 

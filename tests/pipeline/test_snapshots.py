@@ -12,7 +12,7 @@ from mlops_kit.pipeline.reproduce import reproduce
 from mlops_kit.pipeline.store import ContentStore
 from mlops_kit.project import Project
 from mlops_kit.train.training import train_and_register, training_params
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 
 
 def sha(path):
@@ -40,6 +40,7 @@ def registered(tmp_path):
         state_dir="state",
     )
     project = Project.load(config)
+    seeded_registry(project.state_dir)  # the registry's schema is not what these are about
     from mlops_kit.pipeline import train
 
     train.run(project, training_params(project.settings.training), progress=False)

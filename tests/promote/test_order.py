@@ -11,11 +11,12 @@ from mlops_kit.promote.promotion import Promotions
 from mlops_kit.registry.client import Registry
 from mlops_kit.settings import EnvironmentSettings
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 
 
 @pytest.fixture
 def chain(tmp_path):
+    seeded_registry(tmp_path / "state")  # the registry's schema is not what these are about
     project = Project.load(
         write_project(tmp_path),
         state_dir=tmp_path / "state",

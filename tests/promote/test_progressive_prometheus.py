@@ -16,7 +16,7 @@ from mlops_kit.targets.local import stop_all
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
 from mlops_kit.verify.monitoring import prometheus
 from mlops_kit.verify.monitoring.promql import PrometheusClient
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 from tests.support.load import Load
 from tests.support.signers import demo_signers, key
 
@@ -39,6 +39,7 @@ def monitored(tmp_path):
         tmp_path, state_dir=str(tmp_path / "state"), environments=envs,
         monitor={"scrape_interval_s": 0.5},
     )  # fmt: skip
+    seeded_registry(tmp_path / "state")  # the registry's schema is not what this is about
     project = Project.load(path)
     demo_signers(project)
     data = load_dataset("wine")

@@ -26,7 +26,7 @@ from mlops_kit.targets import for_environment
 from mlops_kit.targets.local import stop_all
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
 from mlops_kit.verify import v2
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 from tests.support.signers import demo_signers, key
 
 pytestmark = pytest.mark.slow
@@ -35,6 +35,8 @@ POLICY = ApprovalPolicy(approvers=["bob", "carol"], four_eyes=True, min_approval
 
 
 def make_project(root, **settings):
+    if "registry_uri" not in settings:  # the registry's schema is not what these are about
+        seeded_registry(root / "state")
     project = Project.load(
         write_project(root, **settings),
         state_dir=root / "state",

@@ -17,12 +17,13 @@ from mlops_kit.promote.signers import Signers
 from mlops_kit.registry.client import Registry
 from mlops_kit.settings import ApprovalPolicy, EnvironmentSettings
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 from tests.support.signers import demo_signers, key
 
 
 def _project(tmp_path, identity="ssh"):
     policy = ApprovalPolicy(approvers=["bob", "carol"], identity=identity)
+    seeded_registry(tmp_path / "state")  # the registry's schema is not what these are about
     project = Project.load(
         write_project(tmp_path),
         state_dir=tmp_path / "state",

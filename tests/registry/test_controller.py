@@ -16,13 +16,14 @@ from mlops_kit.registry.controller import follow
 from mlops_kit.targets import for_environment
 from mlops_kit.targets.local import stop_all
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def project(tmp_path):
+    seeded_registry(tmp_path / "state")  # the registry's schema is not what these are about
     project = Project.load(write_project(tmp_path), state_dir=tmp_path / "state")
     data = load_dataset("iris")
     for n in (3, 4):

@@ -26,7 +26,7 @@ from mlops_kit.registry.events import (
     supports_webhooks,
     verify_signature,
 )
-from tests.support import mlflow_globals_restored, write_project
+from tests.support import mlflow_globals_restored, seeded_registry, write_project
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +43,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("events")
     with pytest.MonkeyPatch.context() as mp, mlflow_globals_restored():
         mp.chdir(root)
+        seeded_registry(root / ".mlops")  # the registry's schema is not what these are about
         local = Project.load(write_project(root), state_dir=root / ".mlops", model_name=MODEL)
         try:
             project = registry_server.served(local)

@@ -20,7 +20,7 @@ from mlops_kit.promote.promotion import Promotions
 from mlops_kit.registry.client import Registry
 from mlops_kit.schedule import scheduler
 from mlops_kit.schedule.store import Run, ScheduleStore
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 from tests.support.signers import demo_signers, key
 
 pytestmark = pytest.mark.slow
@@ -58,6 +58,7 @@ def project_file(
 ) -> Path:
     # A short load test: one user for one second, on loopback.
     schedule = {"load_users": 1, "load_duration_s": 1.0, **(schedule or {})}
+    seeded_registry(tmp_path / ".mlops")  # the registry's schema is not what these are about
     return write_project(
         tmp_path,
         state_dir=".mlops",

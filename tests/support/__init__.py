@@ -26,6 +26,31 @@ def write_project(directory: Path, **settings: Any) -> Path:
     return path
 
 
+_REGISTRY_TEMPLATE: list[Path] = []
+
+
+def seeded_registry(state_dir: Path) -> Path:
+    """Copy an MLflow SQLite database whose schema is already made to ``state_dir/mlflow.db``.
+
+    Making the schema costs seconds for every new database (MLflow's migrations); tests about
+    something else start from a copy made once per test session. The registry tests, and every
+    test that does not seed, still let MLflow make its schema.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    if not _REGISTRY_TEMPLATE:
+        from mlflow import MlflowClient
+
+        folder = Path(tempfile.mkdtemp(prefix="mlops-kit-registry-"))
+        atexit.register(shutil.rmtree, folder, True)
+        MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+        _REGISTRY_TEMPLATE.append(folder / "mlflow.db")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(_REGISTRY_TEMPLATE[0], state_dir / "mlflow.db"))
+
+
 @contextlib.contextmanager
 def mlflow_globals_restored() -> Iterator[None]:
     """Project.client points MLflow's global URIs (and their env vars) at a registry: undo it."""

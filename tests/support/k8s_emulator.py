@@ -1089,30 +1089,6 @@ def entry_point_path(folder: Path) -> Path:
     return folder
 
 
-_REGISTRY_TEMPLATE: list[Path] = []
-
-
-def seeded_registry(state_dir: Path) -> Path:
-    """Copy an MLflow SQLite database whose schema is already made to ``state_dir/mlflow.db``.
-
-    Making the schema costs seconds for every new database; tests about something else
-    (set-up on Kubernetes, build contexts) start from a copy made once per test session.
-    """
-    import atexit
-    import shutil
-    import tempfile
-
-    if not _REGISTRY_TEMPLATE:
-        from mlflow import MlflowClient
-
-        folder = Path(tempfile.mkdtemp(prefix="mlops-kit-registry-"))
-        atexit.register(shutil.rmtree, folder, True)
-        MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
-        _REGISTRY_TEMPLATE.append(folder / "mlflow.db")
-    state_dir.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(_REGISTRY_TEMPLATE[0], state_dir / "mlflow.db"))
-
-
 KubeEmulator.handler = _ApiHandler
 KubeEmulator.thread_name = "kube-emulator"
 IngressProxy.handler = _ProxyHandler

@@ -14,10 +14,9 @@ from mlops_kit.deployment import DeploymentSpec
 from mlops_kit.errors import ConfigError
 from mlops_kit.gitops import manifests
 from mlops_kit.targets import build_context
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 from tests.support.crds import validate
 from tests.support.dockerfile import parse_dockerfile
-from tests.support.k8s_emulator import seeded_registry
 
 
 def check_dockerfile(context: Path) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from mlops_kit.verify import loadtest, monitoring
 from mlops_kit.verify.monitoring import analysis, prometheus
 from mlops_kit.verify.monitoring.promql import PrometheusClient
 from mlops_kit.verify.monitoring.queries import ERRORS_BY_VERSION, P99_BY_VERSION
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 
 # -- no server ------------------------------------------------------------------------------
 
@@ -125,6 +125,7 @@ def monitored(tmp_path_factory):
     from mlops_kit.train.training import load_dataset, train_and_register, training_params
 
     root = tmp_path_factory.mktemp("monitored")
+    seeded_registry(root / "state")  # the registry's schema is not what these are about
     project = Project.load(write_project(root), state_dir=root / "state")
     monitor = prometheus.start(project)
     try:

@@ -39,9 +39,8 @@ from mlops_kit.targets.sagemaker.byo import decode, hyperparameters
 from mlops_kit.targets.sagemaker.byo import train as train_program
 from mlops_kit.train.training import build_estimator, load_dataset, score, training_params
 from mlops_kit.verify.v2 import encode_dataframe
-from tests.support import mlflow_globals_restored, write_project
+from tests.support import mlflow_globals_restored, seeded_registry, write_project
 from tests.support.dockerfile import parse_dockerfile
-from tests.support.k8s_emulator import seeded_registry
 
 MAX_BYTES = 64 * 1024
 """The served container's body limit: small, so a 413 costs little."""

@@ -86,9 +86,10 @@ def test_without_boto3_the_error_names_the_extra(monkeypatch):
 def sm_project(tmp_path, sagemaker_aws):
     """A project whose environments are SageMaker endpoints; the bucket exists."""
     from mlops_kit.project import Project
-    from tests.support import write_project
+    from tests.support import seeded_registry, write_project
     from tests.support.signers import demo_signers
 
+    seeded_registry(tmp_path / "state")  # the registry's schema is not what these are about
     project = Project.load(
         write_project(tmp_path),
         state_dir=tmp_path / "state",
