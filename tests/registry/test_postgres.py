@@ -27,6 +27,8 @@ from tests.support.postgres import register_versions
 
 WRITERS = 16
 REGISTRATIONS = 10
+WRITER_IMPORTS = ["mlops_kit.project", "mlops_kit.train.training", "mlflow", "mlflow.sklearn",
+                  "mlflow.models", "sklearn.ensemble"]  # fmt: skip
 
 
 def pg_project(root: Path, url: str) -> Project:
@@ -186,7 +188,11 @@ def test_concurrent_writers_register_every_version_once(tmp_path, postgres_url):
     """16 processes open a new database at once, then each registers 10 versions: 160, none lost."""
     project = pg_project(tmp_path, postgres_url)
     config = str(tmp_path / "mlops.yaml")
-    ctx = multiprocessing.get_context("spawn")
+    # Fresh processes, forked from one that imported MLflow and scikit-learn once: on 2 cores,
+    # 16 processes each importing them took longer than the drill itself. None has touched a
+    # database before the barrier (a forked connection would be shared).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests.support.postgres", *WRITER_IMPORTS])
     start, results = ctx.Barrier(WRITERS + 1), ctx.Queue()
     writers = [
         ctx.Process(target=register_versions, args=(config, i, REGISTRATIONS, start, results))
