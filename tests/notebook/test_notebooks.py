@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from mlops_kit.notebook import runner
-from tests.support import NOTEBOOKS, write_project
+from tests.support import NOTEBOOKS, seeded_registry, write_project
 from tests.support.signers import demo_signers
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -38,15 +38,22 @@ def test_committed_notebook_is_clean(path):
 
 @pytest.fixture
 def servers(tmp_path):
-    """The notebooks start servers under this state directory; stop them afterwards."""
+    """The notebooks start servers under this state directory; stop them afterwards.
+
+    Its registry starts with MLflow's schema made (not what these are about: a kernel making
+    it is what test_notebook_03_run_as_jupyterlab_runs_it_finds_the_project runs).
+    """
     from mlops_kit.targets.local import stop_all
 
     state = tmp_path / "state"
+    seeded_registry(state)
     yield state
     stop_all(state)
 
 
 def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, servers):
+    """01, 02, 03 with no decision (03 does not wait), 03 approved by the requester (refused),
+    03 approved by bob; then 02 and 03 again: one pipeline run for all of it."""
     from mlops_kit.project import Project
     from mlops_kit.promote.promotion import Promotions
     from mlops_kit.registry.client import Registry
@@ -57,11 +64,24 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
     monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
     names = [str(p) for p in ALL if p.name[:2] in {"01", "02", "03"}]
     keys = demo_signers(Project.load(state_dir=tmp_path / "state"))
-    params = {"n_estimators": 20, "approve": True, "approver": "bob"}
-    params["signing_key"] = str(keys["bob"])
-    runs = runner.run_notebooks(names, params, output_dir=tmp_path / "build", progress_bar=False)
+    build = tmp_path / "build"
+    # Notebook 03 does not wait without a decision: the request stays pending.
+    runs = runner.run_notebooks(names, {"n_estimators": 20}, output_dir=build, progress_bar=False)
     assert [r.output.name for r in runs] == [p.rsplit("/", 1)[-1] for p in names]
     assert all(r.html.is_file() for r in runs)
+    assert [r.status for r in Promotions(Project.load(state_dir=tmp_path / "state")).all()] == [
+        "pending"
+    ]
+    # Approving your own request is refused: the notebook fails naming the rule.
+    with pytest.raises(runner.NotebookFailed, match="four-eyes"):
+        runner.run_notebooks(
+            names[2:],
+            {"approve": True, "approver": "alice"},
+            output_dir=tmp_path / "refused",
+            progress_bar=False,
+        )
+    params = {"approve": True, "approver": "bob", "signing_key": str(keys["bob"])}
+    (review,) = runner.run_notebooks(names[2:], params, output_dir=build, progress_bar=False)
     # The pipeline's record is in the report: a table of steps with their cache hits.
     report = runs[1].html.read_text()
     assert "Pipeline run" in report and "cache hit" in report
@@ -84,7 +104,7 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
     assert for_environment(project.settings, "production").status(project.model_name).version == "2"
     # The review's report reads offline: request, metric table and gate verdict as plain HTML.
     first = Promotions(project).all()[0]
-    html = runs[2].html.read_text()
+    html = review.html.read_text()
     assert "<script" not in html
     assert first.id in html and 'class="mlops-table mlops-metrics"' in html
     assert "gate PASSED: v1" in html and "✔ rolled_out" in html
@@ -94,28 +114,6 @@ def test_pipeline_notebooks_run_twice_with_papermill(tmp_path, monkeypatch, serv
         "build/01_setup_cluster.html",
         "build/02_create_pipeline.html",
     ]
-
-
-def test_notebook_03_does_not_wait_without_a_decision(tmp_path, monkeypatch, servers):
-    from mlops_kit.project import Project
-    from mlops_kit.promote.promotion import Promotions
-
-    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(write_project(tmp_path)))
-    monkeypatch.setenv("MLOPS_KIT_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("MLOPS_KIT_ACTOR", "alice")
-    names = [str(p) for p in ALL if p.name[:2] in {"01", "02", "03"}]
-    runner.run_notebooks(names, {"n_estimators": 5}, output_dir=tmp_path / "b", progress_bar=False)
-    assert [r.status for r in Promotions(Project.load(state_dir=tmp_path / "state")).all()] == [
-        "pending"
-    ]
-    # Approving your own request is refused: the notebook fails naming the rule.
-    with pytest.raises(runner.NotebookFailed, match="four-eyes"):
-        runner.run_notebooks(
-            names[2:],
-            {"approve": True, "approver": "alice"},
-            output_dir=tmp_path / "c",
-            progress_bar=False,
-        )
 
 
 def test_testbook_run_with_a_patched_parameter(tmp_path, monkeypatch, servers):
