@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support import NOTEBOOKS
+from tests.support import NOTEBOOKS, seeded_registry
 from tests.support.jupyter import (
     CHROMIUM,
     JupyterLab,
@@ -152,6 +152,7 @@ def pending(lab: JupyterLab, lab_root: Path) -> Iterator[Pending]:
     from tests.support.signers import demo_signers, key
 
     project = Project.load(lab_root / "mlops.yaml")
+    seeded_registry(project.state_dir)  # the registry's schema is not what this is about
     try:
         demo_signers(project, ("alice", "bob"))
         data = load_dataset("wine")
@@ -244,6 +245,7 @@ def staging(tmp_path: Path) -> Iterator[Path]:
     config = tmp_path / "mlops.yaml"
     config.write_text(yaml.safe_dump({**PROJECT_FILE, "state_dir": str(tmp_path / "state")}))
     project = Project.load(config)
+    seeded_registry(project.state_dir)  # the registry's schema is not what this is about
     try:
         train_and_register(project, load_dataset("wine"), training_params(n_estimators=10))
         deploy(project, "staging", 1, actor="alice")

@@ -41,7 +41,7 @@ def servers(tmp_path):
     """The notebooks start servers under this state directory; stop them afterwards.
 
     Its registry starts with MLflow's schema made (not what these are about: a kernel making
-    it is what test_notebook_03_run_as_jupyterlab_runs_it_finds_the_project runs).
+    it is what tests/test_scaffold.py and tests/pipeline/test_acceptance.py run).
     """
     from mlops_kit.targets.local import stop_all
 
@@ -155,6 +155,7 @@ def test_notebook_03_run_as_jupyterlab_runs_it_finds_the_project(tmp_path, monke
     for path in ALL:
         shutil.copy(path, root / "notebooks" / path.name)
     shutil.copy(DEMO_CONFIG, root / "mlops.yaml")  # state_dir: .mlops, relative to it
+    seeded_registry(root / ".mlops")  # a kernel making it: tests/test_scaffold.py, acceptance
     monkeypatch.chdir(root)
     params = {"n_estimators": 20}
     try:
