@@ -29,7 +29,7 @@ from mlops_kit.targets import for_environment
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
 from mlops_kit.verify.monitoring import prometheus
 from mlops_kit.verify.monitoring.promql import PrometheusClient
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 from tests.support.k8s_emulator import (
     SELDON_DEPLOYMENTS,
     IngressProxy,
@@ -75,6 +75,7 @@ def cluster(tmp_path_factory):
             kubernetes={"poll_interval": 0.05, "ingress_url": ingress.url},
             monitor={"scrape_interval_s": 0.5},
         )  # fmt: skip
+        seeded_registry(root / "state")  # the registry's schema is not what these are about
         project = Project.load(path)
         monitor = prometheus.start(project)
         try:

@@ -29,7 +29,7 @@ from mlops_kit.promote.cloudwatch import CloudWatchSource
 from mlops_kit.promote.promotion import Promotions
 from mlops_kit.registry.client import Registry
 from mlops_kit.train.training import load_dataset, train_and_register, training_params
-from tests.support import write_project
+from tests.support import seeded_registry, write_project
 from tests.support.rollouts import promote, register_faulty
 from tests.support.signers import demo_signers
 
@@ -105,6 +105,7 @@ def sm(tmp_path, sagemaker_aws):
     ]  # fmt: skip
     path = write_project(tmp_path, state_dir=str(tmp_path / "state"),
                          environments=environments, sagemaker={"poll_interval": 0.02})  # fmt: skip
+    seeded_registry(tmp_path / "state")  # the registry's schema is not what these are about
     project = Project.load(path)
     sagemaker_aws.client("s3").create_bucket(Bucket=project.settings.sagemaker.bucket)
     demo_signers(project)
