@@ -37,6 +37,7 @@ from mlops_kit.train.training import TAG_PREFIX
 
 if TYPE_CHECKING:
     from mlops_kit.deployment import DeploymentSpec
+    from mlops_kit.project import Project
     from mlops_kit.promote.approvals import PromotionRequest
     from mlops_kit.promote.promotion import Promotions
     from mlops_kit.settings_rollout import RolloutSettings
@@ -73,34 +74,12 @@ def start(
     settings = project.settings.environment(request.to_env).rollout
     stable = repo.get(request.to_env, request.model_name)
     if stable is not None and stable.candidate is not None:
-        busy = [
-            r.id
-            for r in promotions.all()
-            if r.to_env == request.to_env and r.status in ("paused", "rolling_out")
-        ]
-        _refuse(
-            promotions,
-            request,
-            actor,
-            f"{request.to_env} is in the middle of another rollout "
-            f"({', '.join(busy) or 'unknown'}): continue or abort it first "
-            "(mlops-kit rollout continue|abort REQUEST)",
-        )
+        _refuse(promotions, request, actor, _busy(promotions, request.to_env))
     if stable is None or stable.version == spec.version or not phases(settings):
         return None
-    try:
-        analysis.metrics_source(project, request.to_env)
-    except ToolkitError as exc:
-        _refuse(promotions, request, actor, f"nothing to judge a {settings.strategy} by: {exc}")
-    with targets.for_environment(project.settings, request.to_env) as target:
-        problems = [
-            problem
-            for phase in phases(settings)
-            for problem in target.problems(_routed(stable, phase, settings, spec))
-        ]
-    if problems:
-        reason = f"the {settings.strategy} cannot run on the {target.name} target: "
-        _refuse(promotions, request, actor, reason + "; ".join(dict.fromkeys(problems)))
+    reason = _cannot_run(project, request.to_env, settings, stable, spec)
+    if reason is not None:
+        _refuse(promotions, request, actor, reason)
     previous = promotions.registry.by_alias(request.to_env)
     state = {
         "strategy": settings.strategy,
@@ -117,6 +96,44 @@ def start(
     running = running.with_status("rolling_out", f"{settings.strategy} rollout started")
     promotions._save(running, actor, f"Start {settings.strategy} rollout of {request.id}")
     return _advance(promotions, running, actor)
+
+
+def _busy(promotions: Promotions, environment: str) -> str:
+    """Why a second rollout into ``environment`` is refused: the one routing a candidate."""
+    busy = [
+        r.id
+        for r in promotions.all()
+        if r.to_env == environment and r.status in ("paused", "rolling_out")
+    ]
+    return (
+        f"{environment} is in the middle of another rollout ({', '.join(busy) or 'unknown'}): "
+        "continue or abort it first (mlops-kit rollout continue|abort REQUEST)"
+    )
+
+
+def _cannot_run(
+    project: Project,
+    environment: str,
+    settings: RolloutSettings,
+    stable: DeploymentSpec,
+    candidate: DeploymentSpec,
+) -> str | None:
+    """Why the rollout cannot run in ``environment``, found before any traffic moves: nothing
+    to judge it by, or a phase the target cannot route. None when it can run."""
+    try:
+        analysis.metrics_source(project, environment)
+    except ToolkitError as exc:
+        return f"nothing to judge a {settings.strategy} by: {exc}"
+    with targets.for_environment(project.settings, environment) as target:
+        problems = [
+            problem
+            for phase in phases(settings)
+            for problem in target.problems(_routed(stable, phase, settings, candidate))
+        ]
+    if not problems:
+        return None
+    found = "; ".join(dict.fromkeys(problems))
+    return f"the {settings.strategy} cannot run on the {target.name} target: {found}"
 
 
 def _refuse(promotions: Promotions, request: PromotionRequest, actor: str, reason: str) -> None:
