@@ -151,9 +151,8 @@ class StepProgress:
 
             self._bar = tqdm(
                 total=total,
-                desc="pipeline",
                 file=sys.stdout,
-                bar_format="{desc}: {n}/{total} steps |{bar}| {postfix}",
+                bar_format="pipeline: {n}/{total} steps |{bar}| {desc}",  # desc: the last step
             )
 
     def __call__(self, record: StepRecord) -> None:
@@ -161,7 +160,7 @@ class StepProgress:
             sys.stderr.write(record.line() + "\n")
             sys.stderr.flush()
             return
-        self._bar.set_postfix_str(" ".join(record.line().split()), refresh=False)
+        self._bar.set_description_str(" ".join(record.line().split()), refresh=False)
         self._bar.update(1)
 
     def close(self) -> None:
