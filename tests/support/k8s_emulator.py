@@ -727,8 +727,6 @@ class _ApiHandler(BaseHTTPRequestHandler):
 EXECUTOR_LABELS = ("namespace", "deployment_name", "predictor_name", "predictor_version",
                    "method", "service", "code")  # fmt: skip
 """Seldon Core 1.18's executor labels, ``namespace`` as a cluster's Prometheus adds it."""
-VERSION_HEADER = "X-Model-Version"
-"""The header naming the version that answered (``mlops_kit.serving.routing``'s)."""
 
 
 @dataclass(frozen=True)
@@ -743,14 +741,15 @@ class Backend:
 class IngressProxy(_LoopbackServer):
     """A loopback reverse proxy playing the Istio / Ambassador gateway.
 
-    ``route("/seldon/ns/name", "http://127.0.0.1:PORT")`` sends ``/seldon/ns/name/v2/...`` to
-    ``http://127.0.0.1:PORT/v2/...``; a path no route claims gets 404, as from a gateway. A
-    route to several :class:`Backend` splits requests at random by their weights, as Istio's
-    VirtualService splits a SeldonDeployment's traffic across its predictors.
+    ``route("/seldon/ns/name", [Backend("http://127.0.0.1:PORT", 100, "1")])`` sends
+    ``/seldon/ns/name/v2/...`` to ``http://127.0.0.1:PORT/v2/...``; a path no route claims gets
+    404, as from a gateway. A route to several :class:`Backend` splits requests at random by
+    their weights, as Istio's VirtualService splits a SeldonDeployment's traffic across its
+    predictors.
 
     It also plays the Seldon v1 executor's metrics: every request it proxies to a
     SeldonDeployment is observed in ``seldon_api_executor_server_requests_seconds``, labelled
-    with the predictor that answered (the backend's version, else the answer's), served at
+    with the predictor that answered (its backend's version), served at
     ``/metrics`` for a Prometheus to scrape as a cluster's scrapes the executors.
     """
 
@@ -769,8 +768,7 @@ class IngressProxy(_LoopbackServer):
             registry=self.registry,
         )
 
-    def route(self, prefix: str, upstream: str | list[Backend]) -> None:
-        backends = [Backend(upstream)] if isinstance(upstream, str) else upstream
+    def route(self, prefix: str, backends: list[Backend]) -> None:
         with self._lock:
             self._routes[prefix.rstrip("/")] = tuple(
                 Backend(b.url.rstrip("/"), b.weight, b.version) for b in backends
@@ -800,15 +798,6 @@ class IngressProxy(_LoopbackServer):
             return
         labels = (parts[2], parts[3], f"v{version}", version, method, "predictions", str(code))
         self.executor.labels(*labels).observe(seconds)
-
-
-def _model_version(body: bytes) -> str:
-    """The ``model_version`` of an Open Inference Protocol answer ("" if none)."""
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return ""
-    return str(answer.get("model_version") or "") if isinstance(answer, dict) else ""
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -841,8 +830,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 response = conn.getresponse()
                 code, data = response.status, response.read()
                 content_type = response.getheader("Content-Type") or "application/json"
-                version = backend.version or response.getheader(VERSION_HEADER) or ""
-                version = version or _model_version(data)
+                version = backend.version  # the predictor's executor answered
             except OSError as exc:
                 code, data, content_type = 503, f"upstream error: {exc}\n".encode(), "text/plain"
             finally:
@@ -851,8 +839,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         proxy.hits.append((self.command, path, code))
         self.send_response(code)
         self.send_header("Content-Type", content_type)
-        if version:
-            self.send_header(VERSION_HEADER, version)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -1051,8 +1037,7 @@ class PlayOperator:
         self.ingress.route(f"/seldon/{namespace}/{name}", backends)
         if len(predictors) == 1:
             with self._local_target(namespace, canary) as target:
-                if target.status(name) is not None:
-                    target.delete(name)
+                target.delete(name)  # the candidate's predictor is gone (idempotent)
         self._serving.add((namespace, name))
 
     def _retire(self, namespace: str, name: str) -> None:
